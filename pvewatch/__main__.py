@@ -1,0 +1,3 @@
+from pvewatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""The error tree of pvewatch. Every error pvewatch raises on purpose is one of these:
+
+    PvewatchError
+    ├── ConfigError              the config file is invalid (lists every problem)
+    ├── SourceError              a poll of the PVE API failed; never "an empty cluster"
+    │   ├── SourceUnreachable    network, TLS, timeout, 5xx, 595/596
+    │   ├── SourceAuthError      401, 403 (with the missing privilege when PVE says it)
+    │   └── SourceBadResponse    not JSON, no `data`, wrong types
+    ├── StoreError               the state store cannot be read or written
+    └── SinkError                one delivery attempt failed; `retryable` says if retrying can help
+
+Foreign exceptions (httpx, ssl, sqlite3, ...) are translated into these at the module
+boundary that owns the library; nothing from a layer below leaks upward. Messages never
+contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class PvewatchError(Exception):
+    """Base class of every error pvewatch raises on purpose."""
+
+
+class ConfigError(PvewatchError):
+    """The configuration is invalid. `problems` holds one "key.path: what is wrong" each."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s)\n{lines}")
+
+
+class SourceError(PvewatchError):
+    """A request to the PVE API failed. `kind` is a short, secret-free error class."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        self.endpoint = endpoint
+        super().__init__(f"{endpoint}: {message}" if endpoint else message)
+
+
+class SourceUnreachable(SourceError):
+    kind = "unreachable"
+
+
+class SourceAuthError(SourceError):
+    kind = "auth"
+
+
+class SourceBadResponse(SourceError):
+    kind = "bad_response"
+
+
+class StoreError(PvewatchError):
+    """The state store failed (disk full, read-only, locked, corrupt, newer schema)."""
+
+
+class SinkError(PvewatchError):
+    """One delivery attempt failed. `retryable` is False when retrying cannot help."""
+
+    def __init__(
+        self, message: str, *, retryable: bool, retry_after_secs: float | None = None
+    ) -> None:
+        self.retryable = retryable
+        self.retry_after_secs = retry_after_secs
+        super().__init__(message)

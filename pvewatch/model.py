@@ -1,0 +1,297 @@
+"""The data that flows through pvewatch: resources, snapshots, events. Frozen, no I/O.
+
+A `Resource` is one row of `/cluster/resources` reduced to what can change meaningfully
+(counters and gauges are dropped by `watch.normalize`). A `Snapshot` is every resource of
+one cluster at one poll, keyed by the PVE id (`qemu/100`, `node/pve1`, `/pool/prod`): the
+node is an attribute, so a migration changes a field instead of the identity.
+
+An `Event` is one transition, in the native shape of DESIGN.md; `to_dict()` gives the
+JSON object that sinks send and `Event.from_dict()` reads it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One watched entry of `/cluster/resources`, normalized (see `watch.normalize`)."""
+
+    id: str
+    type: str
+    status: str | None = None
+    node: str | None = None
+    name: str | None = None
+    vmid: int | None = None
+    pool: str | None = None
+    tags: tuple[str, ...] = ()
+    lock: str | None = None
+    hastate: str | None = None
+    template: bool = False
+    content: tuple[str, ...] = ()
+    # Other stable fields (plugintype, shared, level, zone-type, ...), passed through as
+    # labels; unknown fields of unknown types land here too.
+    attrs: Mapping[str, JSONValue] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "node": self.node,
+            "name": self.name,
+            "vmid": self.vmid,
+            "pool": self.pool,
+            "tags": list(self.tags),
+            "lock": self.lock,
+            "hastate": self.hastate,
+            "template": self.template,
+            "content": list(self.content),
+            "attrs": dict(self.attrs),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Resource:
+        return cls(
+            id=d["id"],
+            type=d["type"],
+            status=d.get("status"),
+            node=d.get("node"),
+            name=d.get("name"),
+            vmid=d.get("vmid"),
+            pool=d.get("pool"),
+            tags=tuple(d.get("tags") or ()),
+            lock=d.get("lock"),
+            hastate=d.get("hastate"),
+            template=bool(d.get("template", False)),
+            content=tuple(d.get("content") or ()),
+            attrs=dict(d.get("attrs") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every watched resource of one cluster at one successful poll."""
+
+    cluster: str
+    resources: Mapping[str, Resource]
+    taken_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRef:
+    """The identity and labels of the resource an event is about, as of the event."""
+
+    id: str
+    type: str
+    vmid: int | None = None
+    name: str | None = None
+    node: str | None = None
+    pool: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, r: Resource) -> ResourceRef:
+        return cls(r.id, r.type, r.vmid, r.name, r.node, r.pool, r.tags)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "vmid": self.vmid,
+            "name": self.name,
+            "node": self.node,
+            "pool": self.pool,
+            "tags": list(self.tags),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    field: str
+    old: JSONValue
+    new: JSONValue
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Who or what made a change: kind is user, backup, migration, ha, replication,
+    unplanned or unknown; task is the UPID that explains it."""
+
+    kind: str
+    task: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    type: str
+    time: datetime
+    cluster: str
+    severity: Severity
+    summary: str
+    resource: ResourceRef | None = None
+    change: Change | None = None
+    cause: Cause | None = None
+    detected_late: bool = False
+    # Extra, type-specific details (e.g. the error class of source.unreachable).
+    details: Mapping[str, JSONValue] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "time": format_time(self.time),
+            "cluster": self.cluster,
+            "severity": self.severity.value,
+            "resource": self.resource.to_dict() if self.resource else None,
+            "change": (
+                {"field": self.change.field, "old": self.change.old, "new": self.change.new}
+                if self.change
+                else None
+            ),
+            "cause": (
+                {"kind": self.cause.kind, "task": self.cause.task, "user": self.cause.user}
+                if self.cause
+                else None
+            ),
+            "summary": self.summary,
+            "detected_late": self.detected_late,
+        }
+        if self.details:
+            d["details"] = dict(self.details)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
+        res = d.get("resource")
+        chg = d.get("change")
+        cause = d.get("cause")
+        return cls(
+            id=d["id"],
+            type=d["type"],
+            time=parse_time(d["time"]),
+            cluster=d["cluster"],
+            severity=Severity(d["severity"]),
+            summary=d["summary"],
+            resource=(
+                ResourceRef(
+                    id=res["id"],
+                    type=res["type"],
+                    vmid=res.get("vmid"),
+                    name=res.get("name"),
+                    node=res.get("node"),
+                    pool=res.get("pool"),
+                    tags=tuple(res.get("tags") or ()),
+                )
+                if res
+                else None
+            ),
+            change=Change(chg["field"], chg["old"], chg["new"]) if chg else None,
+            cause=Cause(cause["kind"], cause.get("task"), cause.get("user")) if cause else None,
+            detected_late=bool(d.get("detected_late", False)),
+            details=dict(d.get("details") or {}),
+        )
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, millisecond precision only when there is any."""
+    t = t.astimezone(UTC)
+    if t.microsecond:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def event_id(cluster: str, type_: str, subject: str, change: Change | None, time: datetime) -> str:
+    """A deterministic id per transition: the same transition detected at the same poll
+    always gets the same id, so retries and restarts reuse it (the idempotency key)."""
+    material = json.dumps(
+        [
+            cluster,
+            type_,
+            subject,
+            [change.field, change.old, change.new] if change else None,
+            format_time(time),
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return "evt_" + hashlib.sha256(material.encode()).hexdigest()[:26]
+
+
+class EventType(NamedTuple):
+    name: str
+    severity: Severity
+    description: str
+
+
+_I, _W, _C = Severity.INFO, Severity.WARNING, Severity.CRITICAL
+
+# The public catalogue of event types (the README's reference table is generated from it).
+EVENT_TYPES: Mapping[str, EventType] = {
+    t.name: t
+    for t in (
+        EventType("guest.added", _I, "A VM or container appeared."),
+        EventType("guest.removed", _W, "A VM or container disappeared."),
+        EventType("guest.started", _I, "A guest went from stopped (or another state) to running."),
+        EventType("guest.stopped", _W, "A running guest stopped."),
+        EventType("guest.paused", _W, "A VM was paused."),
+        EventType("guest.resumed", _I, "A paused or suspended VM runs again."),
+        EventType(
+            "guest.status_changed",
+            _W,
+            "Any other QEMU run state (suspended, prelaunch, ...); io-error, internal-error "
+            "and guest-panicked are critical.",
+        ),
+        EventType("guest.migrated", _I, "A guest moved to another node."),
+        EventType("guest.renamed", _I, "A guest's name changed."),
+        EventType("guest.tags_changed", _I, "A guest's tags changed."),
+        EventType("guest.lock_changed", _I, "A lock was set or cleared (backup, migrate, ...)."),
+        EventType("guest.ha_state_changed", _I, "The HA state of a guest changed."),
+        EventType("guest.template_changed", _I, "A guest became a template (or stopped being one)."),
+        EventType("guest.pool_changed", _I, "A guest joined, left or changed its pool."),
+        EventType("node.added", _I, "A node appeared."),
+        EventType("node.removed", _W, "A node disappeared."),
+        EventType("node.online", _I, "A node came back online."),
+        EventType("node.offline", _C, "A node went offline."),
+        EventType("node.status_changed", _W, "A node's status changed otherwise (unknown)."),
+        EventType("storage.added", _I, "A storage appeared on a node."),
+        EventType("storage.removed", _W, "A storage disappeared from a node."),
+        EventType("storage.available", _I, "A storage became available."),
+        EventType("storage.unavailable", _W, "A storage is no longer available."),
+        EventType("pool.added", _I, "A pool appeared."),
+        EventType("pool.removed", _I, "A pool disappeared."),
+        EventType("sdn.added", _I, "An SDN zone appeared on a node (PVE 8)."),
+        EventType("sdn.removed", _I, "An SDN zone disappeared from a node (PVE 8)."),
+        EventType("sdn.status_changed", _W, "An SDN zone's status changed (PVE 8)."),
+        EventType("network.added", _I, "An SDN zone or fabric appeared on a node (PVE 9)."),
+        EventType("network.removed", _I, "An SDN zone or fabric disappeared (PVE 9)."),
+        EventType("network.status_changed", _W, "An SDN zone's or fabric's status changed."),
+        EventType("resource.added", _I, "An entry of a type pvewatch does not know appeared."),
+        EventType("resource.removed", _I, "An entry of a type pvewatch does not know went."),
+        EventType("resource.status_changed", _I, "An entry of an unknown type changed status."),
+        EventType("source.unreachable", _C, "pvewatch cannot poll the cluster (after debounce)."),
+        EventType("source.recovered", _I, "pvewatch can poll the cluster again."),
+    )
+}
