@@ -94,6 +94,16 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """How polling a cluster has been going, kept in the store across restarts so that an
+    outage yields one `source.unreachable` and one `source.recovered`, not one per restart."""
+
+    consecutive_failures: int = 0
+    unreachable: bool = False  # source.unreachable was emitted and not yet recovered
+    last_error: str | None = None  # the error class ("unreachable", "auth", ...), no secret
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceRef:
     """The identity and labels of the resource an event is about, as of the event."""
 
