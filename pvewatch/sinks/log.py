@@ -1,0 +1,167 @@
+"""The log sink: one line per event, to stdout (journald, docker logs) or to a file.
+
+`format: text` is one readable line for people; `format: json` is exactly
+`Event.to_dict()` as one compact JSON object per line, for log shippers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from typing import TextIO
+
+from pvewatch.config import SinkConfig
+from pvewatch.errors import ConfigError, SinkError
+from pvewatch.model import Event, format_time
+
+FORMATS = ("text", "json")
+STDOUT = "-"
+_OPTIONS = frozenset({"path", "format", "fsync"})
+
+
+def format_text(event: Event) -> str:
+    """`<time> <SEVERITY> <cluster> <type> <resource>: <summary>[ (late)][ cause=...]`."""
+    head = f"{format_time(event.time)} {event.severity.value.upper()} {event.cluster} {event.type}"
+    if event.resource is not None:
+        head += f" {event.resource.id}"
+    line = f"{head}: {event.summary}"
+    if event.detected_late:
+        line += " (late)"
+    if event.cause is not None:
+        line += f" cause={event.cause.kind}"
+        if event.cause.user:
+            line += f" user={event.cause.user}"
+        if event.cause.task:
+            line += f" task={event.cause.task}"
+    return escape_controls(line)
+
+
+def format_json(event: Event) -> str:
+    # ASCII escapes keep the line valid whatever the stream's encoding; default=str keeps
+    # an odd value in `details` from losing the whole event.
+    return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def escape_controls(text: str) -> str:
+    """Escape newlines and other control characters: names come from the PVE server,
+    and one event must stay one line (no forged log lines)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+class LogSink:
+    """Writes each event as one line. Files are opened lazily, in append mode, line
+    buffered and flushed per event; `reopen()` lets log rotation take effect."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: str = STDOUT,
+        format: str = "text",
+        fsync: bool = False,
+        stream: TextIO | None = None,
+    ) -> None:
+        if format not in FORMATS:
+            raise ValueError(f"log sink {name!r}: unknown format {format!r}")
+        self.name = name
+        self.path = path
+        self.format = format
+        self.fsync = fsync
+        self._stream = stream  # injected stdout replacement (tests); None = sys.stdout
+        self._file: TextIO | None = None
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, cfg: SinkConfig) -> LogSink:
+        opts, where = cfg.options, f"sinks.{cfg.name}"
+        problems = [f"{where}.{key}: unknown option" for key in sorted(set(opts) - _OPTIONS)]
+        path, fmt, fsync = opts.get("path", STDOUT), opts.get("format", "text"), opts.get("fsync")
+        if not isinstance(path, str) or not path:
+            problems.append(f"{where}.path: must be a file path or '-' for stdout")
+            path = STDOUT
+        if not isinstance(fmt, str) or fmt not in FORMATS:
+            problems.append(f"{where}.format: must be 'text' or 'json', got {fmt!r}")
+            fmt = "text"
+        if fsync is not None and not isinstance(fsync, bool):
+            problems.append(f"{where}.fsync: must be true or false")
+        if problems:
+            raise ConfigError(problems)
+        return cls(cfg.name, path=path, format=fmt, fsync=fsync is True)
+
+    async def send(self, event: Event) -> None:
+        if self._closed:
+            raise SinkError(f"log sink {self.name!r} is closed", retryable=False)
+        line = self._format(event) + "\n"
+        if self.path == STDOUT:
+            self._write_stdout(line)
+        else:
+            self._write_file(line)
+
+    def reopen(self) -> None:
+        """Close the file so the next event opens the path again (after logrotate)."""
+        self._close_file()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._close_file()
+
+    def _format(self, event: Event) -> str:
+        try:
+            return format_json(event) if self.format == "json" else format_text(event)
+        except Exception as e:
+            # A malformed event is a bug upstream; retrying cannot fix it.
+            raise SinkError(
+                f"log sink {self.name!r}: cannot format event {event.id!r}: {type(e).__name__}",
+                retryable=False,
+            ) from e
+
+    def _write_stdout(self, line: str) -> None:
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            try:
+                stream.write(line)
+            except UnicodeEncodeError:
+                # A non-UTF-8 locale must not cost us the event: write it escaped.
+                stream.write(line.encode("ascii", "backslashreplace").decode("ascii"))
+            stream.flush()
+        except (OSError, ValueError) as e:
+            raise SinkError(
+                f"log sink {self.name!r}: cannot write to stdout: {_reason(e)}",
+                retryable=isinstance(e, OSError),
+            ) from e
+
+    def _write_file(self, line: str) -> None:
+        try:
+            if self._file is None:
+                # backslashreplace: a lone surrogate from the server must not lose the event.
+                self._file = open(  # noqa: SIM115
+                    self.path, "a", buffering=1, encoding="utf-8", errors="backslashreplace"
+                )
+            self._file.write(line)
+            self._file.flush()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+        except (OSError, ValueError) as e:
+            # Start from a fresh open next time: the disk may be back, the path recreated.
+            self._close_file()
+            raise SinkError(
+                f"log sink {self.name!r}: cannot write {self.path}: {_reason(e)}",
+                retryable=True,
+            ) from e
+
+    def _close_file(self) -> None:
+        f, self._file = self._file, None
+        if f is not None:
+            # The data is lost either way; the next open reports the problem.
+            with contextlib.suppress(OSError):
+                f.close()
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return type(e).__name__
