@@ -1,0 +1,206 @@
+"""Rows of `/cluster/resources` → a `Snapshot` of what can change meaningfully.
+
+Pure: no clock, no I/O. Whatever the server sent, `normalize` returns a snapshot (rows it
+cannot use are skipped, wrong-typed fields are coerced or dropped), because the daemon must
+never crash on a server's answer. `carry_forward` then hides PVE's "no information" status
+(`unknown`) of guests behind the last status that was known.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import TypeGuard
+
+from pvewatch.model import JSONValue, Resource, Snapshot
+
+# Numbers that move on every poll (gauges and counters). They are never changes, and keeping
+# them out of the snapshot is what makes an unchanged cluster compare equal.
+COUNTER_FIELDS: frozenset[str] = frozenset(
+    {
+        "cpu",
+        "maxcpu",
+        "mem",
+        "maxmem",
+        "memhost",
+        "disk",
+        "maxdisk",
+        "netin",
+        "netout",
+        "diskread",
+        "diskwrite",
+        "uptime",
+        "swap",
+        "maxswap",
+        # PVE 9 pressure-stall figures, should they ever reach this endpoint.
+        "pressurecpusome",
+        "pressurecpufull",
+        "pressureiosome",
+        "pressureiofull",
+        "pressurememorysome",
+        "pressurememoryfull",
+    }
+)
+
+GUEST_TYPES: frozenset[str] = frozenset({"qemu", "lxc"})
+
+_CORE_FIELDS = frozenset(
+    {"id", "type", "status", "node", "name", "vmid", "pool", "tags"}
+    | {"lock", "hastate", "template", "content"}
+)
+_NOT_ATTRS = COUNTER_FIELDS | _CORE_FIELDS
+_FLAG_ATTRS = frozenset({"shared"})
+# PVE joins tags with `;`, hand-edited configs use `,` or spaces; content is a comma list.
+_LIST_SEPARATORS = re.compile(r"[;,\s]+")
+_TRUE_TEXT = frozenset({"1", "true"})
+_MAX_VMID_DIGITS = 18  # int() of a longer digit string may raise (int_max_str_digits)
+
+
+def normalize(cluster: str, rows: Iterable[object], now: datetime) -> Snapshot:
+    """Build the snapshot of one poll. Duplicate ids: the last row wins."""
+    resources: dict[str, Resource] = {}
+    # The same tags/content strings repeat across rows; split each only once per poll.
+    split_cache: dict[str, tuple[str, ...]] = {}
+    for row in rows:
+        if isinstance(row, dict):
+            resource = _resource(row, split_cache)
+            if resource is not None:
+                resources[resource.id] = resource
+    return Snapshot(cluster=cluster, resources=resources, taken_at=now)
+
+
+def carry_forward(old: Snapshot | None, new: Snapshot) -> Snapshot:
+    """Keep the last known status (and name, template) of guests that PVE now reports as
+    `unknown`: that status means "no metrics" (node silent for > 5 min, or a guest created
+    before its first pvestatd cycle), not a state of the guest. Nodes and storages are not
+    carried: their `unknown` is a real status."""
+    if old is None:
+        return new
+    carried: dict[str, Resource] | None = None
+    for rid, resource in new.resources.items():
+        if resource.status != "unknown" or resource.type not in GUEST_TYPES:
+            continue
+        before = old.resources.get(rid)
+        if before is None or before.status in (None, "unknown"):
+            continue
+        if carried is None:
+            carried = dict(new.resources)
+        # A skeletal row has no name and no template: what was known stays true.
+        carried[rid] = replace(
+            resource,
+            status=before.status,
+            name=resource.name if resource.name is not None else before.name,
+            template=before.template,
+        )
+    if carried is None:
+        return new
+    return Snapshot(cluster=new.cluster, resources=carried, taken_at=new.taken_at)
+
+
+def _resource(
+    row: dict[object, object], split_cache: dict[str, tuple[str, ...]]
+) -> Resource | None:
+    rid = row.get("id")
+    if not isinstance(rid, str) or not rid:
+        return None
+    rtype = _text(row.get("type")) or _type_from_id(rid)
+    extra = row.keys() - _NOT_ATTRS
+    return Resource(
+        id=rid,
+        type=rtype,
+        status=_text(row.get("status")),
+        node=_text(row.get("node")),
+        name=_text(row.get("name")),
+        vmid=_vmid(row.get("vmid"), rid, rtype),
+        pool=_text(row.get("pool")),
+        tags=_split(row.get("tags"), split_cache),
+        lock=_text(row.get("lock")),
+        hastate=_text(row.get("hastate")),
+        template=_flag(row.get("template")),
+        content=_split(row.get("content"), split_cache),
+        attrs=_attrs(row, extra) if extra else {},
+    )
+
+
+def _text(value: object) -> str | None:
+    """A label: strings as sent (empty means unset); integers as text, because Perl's JSON
+    encoder emits a numeric-looking string as a number once it was used as one."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _type_from_id(rid: str) -> str:
+    # `qemu/100` → qemu; `/pool/prod` → pool.
+    return rid.lstrip("/").split("/", 1)[0] or "unknown"
+
+
+def _vmid(value: object, rid: str, rtype: str) -> int | None:
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _is_small_number(value):
+        return int(value)
+    if rtype in GUEST_TYPES:
+        suffix = rid.rpartition("/")[2]
+        if _is_small_number(suffix):
+            return int(suffix)
+    return None
+
+
+def _is_small_number(text: str) -> bool:
+    return 0 < len(text) <= _MAX_VMID_DIGITS and text.isascii() and text.isdigit()
+
+
+def _flag(value: object) -> bool:
+    """PVE sends 0/1; other clients and hand-written data say true/false."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value == 1
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE_TEXT
+    return False
+
+
+def _split(value: object, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """A PVE list (tags, content) as a sorted tuple of distinct items, since PVE returns
+    the same list in varying order. A tag may contain `+`: it is not a separator."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        value = ";".join(item for item in map(_text, value) if item)
+    elif not isinstance(value, str):
+        text = _text(value)
+        return (text,) if text else ()
+    cached = cache.get(value)
+    if cached is None:
+        cached = tuple(sorted({item for item in _LIST_SEPARATORS.split(value) if item}))
+        cache[value] = cached
+    return cached
+
+
+def _attrs(row: Mapping[object, object], keys: Iterable[object]) -> dict[str, JSONValue]:
+    """Other stable fields, kept as labels: scalar values only, in a stable key order."""
+    attrs: dict[str, JSONValue] = {}
+    for key in sorted(k for k in keys if isinstance(k, str)):
+        value = row[key]
+        if key in _FLAG_ATTRS:
+            attrs[key] = _flag(value)
+        elif _is_scalar(value):
+            attrs[key] = value
+    return attrs
+
+
+def _is_scalar(value: object) -> TypeGuard[str | int | float | None]:
+    if isinstance(value, float):
+        return math.isfinite(value)  # NaN/inf are not JSON and break equality
+    return value is None or isinstance(value, str | int)
