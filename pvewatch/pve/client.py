@@ -91,8 +91,10 @@ class PveClient:
         self._next_slot = -math.inf
         self._ticket: _Ticket | None = None
         self._login_lock = asyncio.Lock()
+        if transport is None:
+            transport = build_transport(cluster.name, cluster.tls)
         self._http = httpx.AsyncClient(
-            transport=transport or build_transport(cluster.name, cluster.tls),
+            transport=transport,
             timeout=httpx.Timeout(cluster.timeout_secs),
             trust_env=False,
             follow_redirects=False,

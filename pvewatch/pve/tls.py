@@ -154,8 +154,13 @@ class TlsTransport(httpx.AsyncBaseTransport):
     def __init__(self, ssl_context: ssl.SSLContext, pins: Iterable[str] = ()) -> None:
         pins = tuple(pins)
         backend = PinningBackend(pins, httpcore.AnyIOBackend()) if pins else None
+        # Idle connections are dropped after 5 s (as httpx does) rather than reused
+        # after pveproxy may have closed them.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, network_backend=backend, max_connections=4
+            ssl_context=ssl_context,
+            network_backend=backend,
+            max_connections=4,
+            keepalive_expiry=5.0,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

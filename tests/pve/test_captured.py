@@ -13,7 +13,7 @@ import respx
 from pvewatch.config import ClusterConfig
 from pvewatch.pve import PveClient, parse_upid
 from pvewatch.secret import Secret
-from tests.pve.conftest import CAPTURED
+from tests.pve.support import CAPTURED
 
 BASE = "https://pve1:8006/api2/json"
 # file name part → (path served, client method)

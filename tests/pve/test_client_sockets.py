@@ -12,7 +12,7 @@ from pvewatch.errors import SourceUnreachable
 from pvewatch.pve import PveClient
 from pvewatch.secret import Secret
 from pvewatch.simulator.certs import make_self_signed
-from tests.pve.conftest import TlsServer
+from tests.pve.support import TlsServer
 
 TOKEN = "pvewatch@pve!monitor=0b2c7a9e-3f4d-4c1e-9a8b-7d6e5f4a3b2c"
 TOKEN_SECRET = TOKEN.rsplit("=", 1)[1]
