@@ -1,0 +1,79 @@
+"""The state store: the last snapshot and health of each cluster, the events, the outbox.
+
+`Store` is what the daemon, the watchers and the delivery loop need from it;
+`SqliteStore` (store/sqlite.py, the only module that imports sqlite3) implements it.
+PostgreSQL will come later behind the same protocol.
+
+The outbox holds one row per (event, sink). A row is `pending` until delivery marks it
+`delivered` or gives up and marks it `dead`; rows of one sink are delivered in
+`outbox_id` order, which is the order the events were committed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pvewatch.model import Event, Snapshot, SourceHealth
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One outbox row: an event on its way to one sink."""
+
+    outbox_id: int
+    sink: str
+    event: Event
+    attempts: int
+    next_attempt_at: datetime
+    state: str  # "pending" | "delivered" | "dead"
+    last_error: str | None
+
+
+class Store(Protocol):
+    def close(self) -> None: ...
+
+    def load(self, cluster: str) -> tuple[Snapshot | None, SourceHealth]: ...
+
+    def commit_poll(
+        self,
+        cluster: str,
+        *,
+        snapshot: Snapshot | None,
+        events: Sequence[Event],
+        sinks: Sequence[str],
+        health: SourceHealth,
+    ) -> None: ...
+
+    def due(self, sink: str, now: datetime, limit: int = 100) -> list[OutboxItem]: ...
+
+    def mark_delivered(self, outbox_id: int, now: datetime) -> None: ...
+
+    def mark_retry(
+        self, outbox_id: int, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> None: ...
+
+    def mark_dead(self, outbox_id: int, *, attempts: int, error: str, now: datetime) -> None: ...
+
+    def pending_count(self, sink: str) -> int: ...
+
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        type_pattern: str | None = None,
+        cluster: str | None = None,
+        limit: int = 1000,
+    ) -> list[Event]: ...
+
+    def prune(self, now: datetime, retention_days: int) -> int: ...
+
+    def clusters(self) -> list[str]: ...
+
+
+# Imported last: store/sqlite.py imports OutboxItem from this package.
+from pvewatch.store.sqlite import SqliteStore  # noqa: E402
+
+__all__ = ["OutboxItem", "SqliteStore", "Store"]

@@ -1,0 +1,471 @@
+"""The SQLite state store: snapshots, events and the transactional outbox.
+
+One poll is one transaction (`commit_poll`): the rows of the snapshot that changed, the
+events the poll produced, one outbox row per (event, sink) and the cluster's health. A
+crash at any point keeps all of it or none of it, so nothing is lost and nothing is
+re-diffed under a new event id.
+
+WAL journal, `synchronous=FULL` (a commit is on disk once `commit_poll` returns, even
+after a power cut; one fsync per poll is cheap), one connection shared by threads under
+one lock. Times are stored as UTC epoch seconds (REAL). sqlite3 errors become
+`StoreError` in one place, `_translated`.
+
+To make an unchanged poll of a big cluster cheap, the last committed snapshot of each
+cluster is kept in memory and compared in Python. `PRAGMA data_version` tells when
+another connection wrote the file; the cache is dropped then.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pvewatch.errors import StoreError
+from pvewatch.model import Event, Resource, Snapshot, SourceHealth
+from pvewatch.store import OutboxItem
+
+__all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
+
+# Migration N+1 takes a database from user_version N to N+1, in one transaction.
+# Append only: never edit a migration that has been released.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE clusters (
+            name TEXT PRIMARY KEY,
+            taken_at REAL,
+            consecutive_failures INTEGER NOT NULL,
+            unreachable INTEGER NOT NULL,
+            last_error TEXT)""",
+        """CREATE TABLE resources (
+            cluster TEXT NOT NULL REFERENCES clusters (name),
+            id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (cluster, id)) WITHOUT ROWID""",
+        # seq, not the implicit rowid, orders events: VACUUM may renumber rowids.
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            cluster TEXT NOT NULL,
+            type TEXT NOT NULL,
+            time REAL NOT NULL,
+            created_at REAL NOT NULL,
+            data TEXT NOT NULL)""",
+        "CREATE INDEX events_time ON events (time)",
+        "CREATE INDEX events_cluster_time ON events (cluster, time)",
+        # AUTOINCREMENT: an outbox_id is never reused, so id order stays commit order.
+        """CREATE TABLE outbox (
+            outbox_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL REFERENCES events (id),
+            sink TEXT NOT NULL CHECK (length(sink) > 0),
+            cluster TEXT NOT NULL,
+            resource_id TEXT,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL CHECK (attempts >= 0),
+            next_attempt_at REAL NOT NULL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            delivered_at REAL,
+            dead_at REAL,
+            UNIQUE (event_id, sink))""",
+        "CREATE INDEX outbox_pending ON outbox (sink, outbox_id) WHERE state = 'pending'",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_MAX_ERROR_CHARS = 2000
+
+_UPSERT_CLUSTER = """
+    INSERT INTO clusters (name, taken_at, consecutive_failures, unreachable, last_error)
+    VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        taken_at = coalesce(excluded.taken_at, clusters.taken_at),
+        consecutive_failures = excluded.consecutive_failures,
+        unreachable = excluded.unreachable,
+        last_error = excluded.last_error"""
+_UPSERT_RESOURCE = """
+    INSERT INTO resources (cluster, id, data) VALUES (?, ?, ?)
+    ON CONFLICT (cluster, id) DO UPDATE SET data = excluded.data"""
+_INSERT_EVENT = """
+    INSERT INTO events (id, cluster, type, time, created_at, data) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO NOTHING"""
+_INSERT_OUTBOX = """
+    INSERT INTO outbox (event_id, sink, cluster, resource_id, state, attempts,
+                        next_attempt_at, created_at)
+    VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
+    ON CONFLICT (event_id, sink) DO NOTHING"""
+_SELECT_DUE = """
+    SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state, o.last_error
+    FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+    WHERE o.sink = ? AND o.state = 'pending'
+    ORDER BY o.outbox_id LIMIT ?"""
+_MARK_DELIVERED = "UPDATE outbox SET state = 'delivered', delivered_at = ? WHERE outbox_id = ?"
+_MARK_RETRY = """
+    UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE outbox_id = ?"""
+_MARK_DEAD = """
+    UPDATE outbox SET state = 'dead', attempts = ?, last_error = ?, dead_at = ?
+    WHERE outbox_id = ?"""
+_SELECT_EVENTS = """
+    SELECT data FROM events
+    WHERE (:since IS NULL OR time >= :since)
+      AND (:pattern IS NULL OR type GLOB :pattern)
+      AND (:cluster IS NULL OR cluster = :cluster)
+    ORDER BY time DESC, seq DESC LIMIT :limit"""
+# An expired event goes only when no sink still has it pending; finished outbox rows go
+# when they finished before the cutoff or when their event goes.
+_PRUNE_OUTBOX = """
+    DELETE FROM outbox WHERE state != 'pending' AND (
+        coalesce(delivered_at, dead_at, created_at) < :cutoff
+        OR event_id IN (
+            SELECT e.id FROM events AS e WHERE e.time < :cutoff AND NOT EXISTS (
+                SELECT 1 FROM outbox AS p WHERE p.event_id = e.id AND p.state = 'pending')))"""
+_PRUNE_EVENTS = """
+    DELETE FROM events WHERE time < :cutoff
+    AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.event_id = events.id)"""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(t: datetime) -> float:
+    """Epoch seconds; a naive datetime is taken to be UTC."""
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _to_json(obj: object, what: str) -> str:
+    try:
+        return json.dumps(obj, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"cannot store {what}: {e}") from None
+
+
+class SqliteStore:
+    """The state store in one SQLite file (or ":memory:"). Thread-safe; one writer."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        busy_timeout_secs: float = 5.0,
+    ) -> None:
+        self._where = str(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        # The last committed resources of each cluster, to compare a new poll against.
+        self._committed: dict[str, dict[str, Resource]] = {}
+        self._data_version: int | None = None
+        with self._translated("open"):
+            conn = sqlite3.connect(
+                path, timeout=busy_timeout_secs, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                self._migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+        self._conn: sqlite3.Connection | None = conn
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock, self._translated("close"):
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # --- snapshots and health -------------------------------------------------------
+
+    def load(self, cluster: str) -> tuple[Snapshot | None, SourceHealth]:
+        """The last snapshot and health of a cluster; (None, SourceHealth()) if unknown."""
+        with self._lock, self._transaction(f"load cluster {cluster!r}") as conn:
+            row = conn.execute(
+                "SELECT taken_at, consecutive_failures, unreachable, last_error"
+                " FROM clusters WHERE name = ?",
+                (cluster,),
+            ).fetchone()
+            if row is None:
+                return None, SourceHealth()
+            health = SourceHealth(int(row[1]), bool(row[2]), row[3])
+            if row[0] is None:
+                return None, health
+            resources = self._resources(conn, cluster)
+            self._committed[cluster] = resources
+            return Snapshot(cluster, dict(resources), _dt(row[0])), health
+
+    def commit_poll(
+        self,
+        cluster: str,
+        *,
+        snapshot: Snapshot | None,
+        events: Sequence[Event],
+        sinks: Sequence[str],
+        health: SourceHealth,
+    ) -> None:
+        """Store one poll in one transaction. `snapshot=None` is a failed poll: the stored
+        snapshot stays, only health and events are written. Known event ids are skipped."""
+        if snapshot is not None and snapshot.cluster != cluster:
+            raise ValueError(f"snapshot of cluster {snapshot.cluster!r} committed as {cluster!r}")
+        now = _ts(self._clock())
+        with self._lock:
+            with self._transaction(f"commit poll of cluster {cluster!r}", write=True) as conn:
+                taken_at = _ts(snapshot.taken_at) if snapshot else None
+                conn.execute(
+                    _UPSERT_CLUSTER,
+                    (
+                        cluster,
+                        taken_at,
+                        health.consecutive_failures,
+                        health.unreachable,
+                        health.last_error,
+                    ),
+                )
+                if snapshot is not None:
+                    self._write_changes(conn, cluster, dict(snapshot.resources))
+                self._write_events(conn, events, sinks, now)
+            # Only now is it on disk; a rolled-back poll must not reach the cache.
+            if snapshot is not None:
+                self._committed[cluster] = dict(snapshot.resources)
+
+    def clusters(self) -> list[str]:
+        with self._lock, self._transaction("list clusters") as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM clusters ORDER BY name")]
+
+    # --- the outbox -----------------------------------------------------------------
+
+    def due(self, sink: str, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """The pending rows of a sink in outbox_id (= event) order, whatever their
+        next_attempt_at: the caller waits for the head itself, to keep the order."""
+        if limit <= 0:
+            return []
+        with self._lock, self._transaction(f"read outbox of sink {sink!r}") as conn:
+            rows = conn.execute(_SELECT_DUE, (sink, limit)).fetchall()
+        return [
+            OutboxItem(
+                outbox_id=r[0],
+                sink=r[1],
+                event=self._event(r[2], f"outbox row {r[0]}"),
+                attempts=r[3],
+                next_attempt_at=_dt(r[4]),
+                state=r[5],
+                last_error=r[6],
+            )
+            for r in rows
+        ]
+
+    def mark_delivered(self, outbox_id: int, now: datetime) -> None:
+        self._transition(outbox_id, "delivered", _MARK_DELIVERED, (_ts(now),))
+
+    def mark_retry(
+        self, outbox_id: int, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        params = (attempts, _ts(next_attempt_at), error[:_MAX_ERROR_CHARS])
+        self._transition(outbox_id, "pending", _MARK_RETRY, params)
+
+    def mark_dead(self, outbox_id: int, *, attempts: int, error: str, now: datetime) -> None:
+        params = (attempts, error[:_MAX_ERROR_CHARS], _ts(now))
+        self._transition(outbox_id, "dead", _MARK_DEAD, params)
+
+    def pending_count(self, sink: str) -> int:
+        with self._lock, self._transaction(f"count outbox of sink {sink!r}") as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM outbox WHERE sink = ? AND state = 'pending'", (sink,)
+            ).fetchone()
+        return int(row[0])
+
+    # --- history --------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        type_pattern: str | None = None,
+        cluster: str | None = None,
+        limit: int = 1000,
+    ) -> list[Event]:
+        """The newest `limit` events matching every filter given, oldest first.
+        `since` is inclusive; `type_pattern` is a case-sensitive glob like "guest.*"."""
+        if limit <= 0:
+            return []
+        params = {
+            "since": _ts(since) if since else None,
+            "pattern": type_pattern,
+            "cluster": cluster,
+            "limit": limit,
+        }
+        with self._lock, self._transaction("read events") as conn:
+            rows = conn.execute(_SELECT_EVENTS, params).fetchall()
+        return [self._event(r[0], "an event") for r in reversed(rows)]
+
+    def prune(self, now: datetime, retention_days: int) -> int:
+        """Delete what is older than the retention and no sink still needs; the number
+        of rows deleted."""
+        cutoff = {"cutoff": _ts(now - timedelta(days=retention_days))}
+        with self._lock, self._transaction("prune", write=True) as conn:
+            outbox = conn.execute(_PRUNE_OUTBOX, cutoff).rowcount
+            events = conn.execute(_PRUNE_EVENTS, cutoff).rowcount
+        return int(outbox + events)
+
+    # --- maintenance ----------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock, self._transaction("read schema version") as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @property
+    def total_changes(self) -> int:
+        """Rows inserted, updated or deleted through this store since it was opened."""
+        with self._lock, self._transaction("count changes") as conn:
+            return int(conn.total_changes)
+
+    def check_integrity(self) -> list[str]:
+        """What `PRAGMA integrity_check` and `foreign_key_check` find; [] when all is well."""
+        with self._lock, self._transaction("check integrity") as conn:
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            problems += [
+                f"{r[0]} row {r[1]} refers to a missing {r[2]} row"
+                for r in conn.execute("PRAGMA foreign_key_check")
+            ]
+        return problems
+
+    # --- internals ------------------------------------------------------------------
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """The one place where sqlite3 errors become StoreError: what failed, and where."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise StoreError(f"state store {self._where}: {what} failed: {e}") from e
+
+    @contextmanager
+    def _transaction(self, what: str, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction; the caller holds the lock. Rolled back on any exception."""
+        with self._translated(what):
+            conn = self._conn
+            if conn is None:
+                raise StoreError(f"state store {self._where}: {what}: the store is closed")
+            # IMMEDIATE takes the write lock up front, so a busy file fails here (after
+            # busy_timeout) and not halfway through the poll.
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                self._drop_cache_if_changed(conn)
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _drop_cache_if_changed(self, conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._committed.clear()
+            self._data_version = version
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read inside the write transaction: another process may be migrating too.
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"state store {self._where}: schema version {version} is newer than "
+                    f"this pvewatch knows (up to {SCHEMA_VERSION}); upgrade pvewatch"
+                )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[number - 1]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _resources(self, conn: sqlite3.Connection, cluster: str) -> dict[str, Resource]:
+        rows = conn.execute("SELECT id, data FROM resources WHERE cluster = ?", (cluster,))
+        resources: dict[str, Resource] = {}
+        for rid, data in rows:
+            try:
+                resources[rid] = Resource.from_dict(json.loads(data))
+            except (ValueError, KeyError, TypeError) as e:
+                raise StoreError(
+                    f"state store {self._where}: resource {cluster}/{rid} is unreadable: {e!r}"
+                ) from None
+        return resources
+
+    def _write_changes(
+        self, conn: sqlite3.Connection, cluster: str, new: dict[str, Resource]
+    ) -> None:
+        old = self._committed.get(cluster)
+        if old is None:
+            old = self._resources(conn, cluster)
+        changed = [
+            (cluster, rid, _to_json(r.to_dict(), f"resource {cluster}/{rid}"))
+            for rid, r in new.items()
+            if old.get(rid) != r
+        ]
+        removed = [(cluster, rid) for rid in old if rid not in new]
+        conn.executemany(_UPSERT_RESOURCE, changed)
+        conn.executemany("DELETE FROM resources WHERE cluster = ? AND id = ?", removed)
+
+    def _write_events(
+        self, conn: sqlite3.Connection, events: Sequence[Event], sinks: Sequence[str], now: float
+    ) -> None:
+        event_rows = []
+        outbox_rows = []
+        for e in events:
+            data = _to_json(e.to_dict(), f"event {e.id}")
+            time = _ts(e.time)
+            event_rows.append((e.id, e.cluster, e.type, time, now, data))
+            # Due at once: the earlier of the event's time and ours, so neither a test's
+            # fake clock nor a skewed one holds the row back.
+            first_attempt = min(time, now)
+            rid = e.resource.id if e.resource else None
+            outbox_rows += [(e.id, s, e.cluster, rid, first_attempt, now) for s in sinks]
+        conn.executemany(_INSERT_EVENT, event_rows)
+        conn.executemany(_INSERT_OUTBOX, outbox_rows)
+
+    def _event(self, data: str, what: str) -> Event:
+        try:
+            return Event.from_dict(json.loads(data))
+        except (ValueError, KeyError, TypeError) as e:
+            raise StoreError(f"state store {self._where}: {what} is unreadable: {e!r}") from None
+
+    def _transition(self, outbox_id: int, target: str, sql: str, params: tuple[Any, ...]) -> None:
+        """Apply a mark_* to a pending row; marking a row again with its state is a no-op."""
+        what = f"mark outbox row {outbox_id} {target}"
+        with self._lock, self._transaction(what, write=True) as conn:
+            row = conn.execute("SELECT state FROM outbox WHERE outbox_id = ?", (outbox_id,))
+            found = row.fetchone()
+            if found is None:
+                raise StoreError(f"state store {self._where}: {what}: no such row")
+            if found[0] == "pending":
+                conn.execute(sql, (*params, outbox_id))
+            elif found[0] != target:
+                raise StoreError(f"state store {self._where}: {what}: it is {found[0]}")
