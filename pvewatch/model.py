@@ -279,7 +279,7 @@ EVENT_TYPES: Mapping[str, EventType] = {
         EventType("guest.tags_changed", _I, "A guest's tags changed."),
         EventType("guest.lock_changed", _I, "A lock was set or cleared (backup, migrate, ...)."),
         EventType("guest.ha_state_changed", _I, "The HA state of a guest changed."),
-        EventType("guest.template_changed", _I, "A guest became a template (or stopped being one)."),
+        EventType("guest.template_changed", _I, "A guest became a template, or stopped being one."),
         EventType("guest.pool_changed", _I, "A guest joined, left or changed its pool."),
         EventType("node.added", _I, "A node appeared."),
         EventType("node.removed", _W, "A node disappeared."),

@@ -1,0 +1,168 @@
+"""Builds the components from config, schedules the polls, owns signals and lifecycle.
+
+Components start in order (store, sinks, delivery, clients, watchers, scheduler) and stop
+in reverse order in one `finally`. No logic lives here beyond wiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from pvewatch.config import Config
+from pvewatch.deliver import Deliverer, RetryPolicy
+from pvewatch.model import Event
+from pvewatch.pipeline import ClusterWatcher, PollResult
+from pvewatch.pve.client import PveClient
+from pvewatch.sinks import Sink, build_sink
+from pvewatch.store.sqlite import SqliteStore
+
+log = logging.getLogger("pvewatch")
+
+# How long shutdown (and `once`) may spend delivering what is still pending.
+FLUSH_TIMEOUT_SECS = 10.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: SqliteStore
+    sinks: list[Sink]
+    deliverers: list[Deliverer]
+    clients: list[PveClient]
+    watchers: list[ClusterWatcher]
+
+    def wake_deliverers(self, events: list[Event]) -> None:
+        for d in self.deliverers:
+            d.wake()
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
+    """Start every component in order; stop them in reverse order, whatever happens."""
+    async with contextlib.AsyncExitStack() as stack:
+        config.store.path.parent.mkdir(parents=True, exist_ok=True)
+        store = SqliteStore(config.store.path)
+        stack.callback(store.close)
+        sinks: list[Sink] = []
+        for sink_config in config.sinks:
+            sink = build_sink(sink_config)
+            stack.push_async_callback(sink.aclose)
+            sinks.append(sink)
+        rng = random.Random()
+        deliverers = [
+            Deliverer(store, sink, policy=RetryPolicy(), clock=utcnow, rng=rng, logger=log)
+            for sink in sinks
+        ]
+        clients = []
+        for cluster in config.clusters:
+            client = PveClient(cluster, logger=log)
+            stack.push_async_callback(client.aclose)
+            clients.append(client)
+        runtime = Runtime(config, store, sinks, deliverers, clients, [])
+        runtime.watchers = [
+            ClusterWatcher(
+                cluster=cluster.name,
+                interval_secs=cluster.interval_secs,
+                failure_threshold=cluster.source_failure_threshold,
+                source=client,
+                store=store,
+                sinks=[s.name for s in sinks],
+                clock=utcnow,
+                on_commit=runtime.wake_deliverers,
+                logger=log,
+            )
+            for cluster, client in zip(config.clusters, clients, strict=True)
+        ]
+        yield runtime
+
+
+async def _flush(runtime: Runtime) -> bool:
+    results = await asyncio.gather(*(d.drain(FLUSH_TIMEOUT_SECS) for d in runtime.deliverers))
+    return all(results)
+
+
+async def run(
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], None] = lambda: None,
+) -> int:
+    """`pvewatch run`: poll every cluster on its interval until SIGTERM/SIGINT or `stop`."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    async with open_runtime(config) as runtime:
+        delivery = [asyncio.create_task(d.run()) for d in runtime.deliverers]
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        for cluster, watcher in zip(config.clusters, runtime.watchers, strict=True):
+            scheduler.add_job(
+                watcher.poll,
+                "interval",
+                seconds=cluster.interval_secs,
+                jitter=min(1.0, cluster.interval_secs / 10),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(cluster.interval_secs)),
+                next_run_time=utcnow(),
+                id=f"poll:{cluster.name}",
+            )
+        scheduler.add_job(
+            _prune, "interval", hours=1, args=(runtime,), next_run_time=utcnow(), id="prune"
+        )
+        scheduler.start()
+        log.info("watching %d cluster(s)", len(config.clusters))
+        on_ready()
+        try:
+            await stop.wait()
+            log.info("stopping: finishing in-flight polls and flushing deliveries")
+            scheduler.pause()
+            for watcher in runtime.watchers:
+                await watcher.close()
+            scheduler.shutdown(wait=False)
+            if not await _flush(runtime):
+                log.warning("stopping with undelivered events; they stay queued for next start")
+        finally:
+            for d in runtime.deliverers:
+                await d.stop()
+            for task in delivery:
+                task.cancel()
+            await asyncio.gather(*delivery, return_exceptions=True)
+    log.info("stopped")
+    return 0
+
+
+async def _prune(runtime: Runtime) -> None:
+    deleted = await asyncio.to_thread(
+        runtime.store.prune, utcnow(), runtime.config.store.retention_days
+    )
+    if deleted:
+        log.info("pruned %d old rows from the store", deleted)
+
+
+async def once(config: Config) -> int:
+    """`pvewatch once`: poll every cluster once, deliver what is pending, exit.
+    0 when every cluster was polled, 1 otherwise."""
+    async with open_runtime(config) as runtime:
+        results: list[PollResult] = await asyncio.gather(*(w.poll() for w in runtime.watchers))
+        for cluster, result in zip(config.clusters, results, strict=True):
+            if not result.ok:
+                log.error("cluster %s could not be polled: %s", cluster.name, result.error)
+        flushed = await _flush(runtime)
+        if not flushed:
+            log.warning("some events could not be delivered yet; they stay queued")
+    return 0 if all(r.ok for r in results) else 1

@@ -1,0 +1,153 @@
+"""One poll of one cluster, end to end: fetch rows → normalize → diff → commit.
+
+The snapshot, its events and their outbox rows go to the store in one transaction; only
+then does the in-memory state move on, so a failed commit re-diffs next time instead of
+losing events. A failed poll produces no diff, only the debounced source events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pvewatch.errors import SourceError, StoreError
+from pvewatch.model import Event, Snapshot, SourceHealth
+from pvewatch.watch import health
+from pvewatch.watch.diff import diff
+from pvewatch.watch.normalize import carry_forward, normalize
+
+
+class ResourceSource(Protocol):
+    async def resources(self, type: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class StateStore(Protocol):
+    def load(self, cluster: str) -> tuple[Snapshot | None, SourceHealth]: ...
+
+    def commit_poll(
+        self,
+        cluster: str,
+        *,
+        snapshot: Snapshot | None,
+        events: Sequence[Event],
+        sinks: Sequence[str],
+        health: SourceHealth,
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    ok: bool
+    events: list[Event] = field(default_factory=list)
+    error: str | None = None  # secret-free description of what failed
+    resources: int = 0
+
+
+class ClusterWatcher:
+    """Polls one cluster and commits what changed. One poll at a time (`lock`)."""
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        interval_secs: float,
+        failure_threshold: int,
+        source: ResourceSource,
+        store: StateStore,
+        sinks: Sequence[str],
+        clock: Callable[[], datetime],
+        on_commit: Callable[[list[Event]], None] = lambda events: None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.lock = asyncio.Lock()
+        self._interval = timedelta(seconds=interval_secs)
+        self._threshold = failure_threshold
+        self._source = source
+        self._store = store
+        self._sinks = tuple(sinks)
+        self._clock = clock
+        self._on_commit = on_commit
+        self._log = logger or logging.getLogger("pvewatch.pipeline")
+        self._loaded = False
+        self._closed = False
+        self._first_poll = True
+        self._snapshot: Snapshot | None = None
+        self._health = SourceHealth()
+
+    async def close(self) -> None:
+        """Wait for an in-flight poll to finish; later polls do nothing."""
+        async with self.lock:
+            self._closed = True
+
+    async def poll(self) -> PollResult:
+        async with self.lock:
+            if self._closed:
+                return PollResult(ok=False, error="stopped")
+            if not self._loaded:
+                try:
+                    self._snapshot, self._health = await asyncio.to_thread(
+                        self._store.load, self.cluster
+                    )
+                except StoreError as e:
+                    self._log.error("cluster %s: cannot load state: %s", self.cluster, e)
+                    return PollResult(ok=False, error=f"store: {e}")
+                self._loaded = True
+            try:
+                rows = await self._source.resources()
+            except SourceError as e:
+                self._log.warning("cluster %s: poll failed (%s): %s", self.cluster, e.kind, e)
+                return await self._failed(e.kind, str(e))
+            return await self._succeeded(rows)
+
+    async def _failed(self, kind: str, message: str) -> PollResult:
+        now = self._clock()
+        new_health, events = health.poll_failed(
+            self._health, self.cluster, kind, self._threshold, now
+        )
+        if not await self._commit(None, events, new_health):
+            return PollResult(ok=False, error=message)
+        return PollResult(ok=False, events=events, error=message)
+
+    async def _succeeded(self, rows: list[dict[str, Any]]) -> PollResult:
+        now = self._clock()
+        old = self._snapshot
+        new = carry_forward(old, normalize(self.cluster, rows, now))
+        late = old is not None and (self._first_poll or now - old.taken_at > 2 * self._interval)
+        events = diff(old, new, now, late=late)
+        new_health, source_events = health.poll_succeeded(self._health, self.cluster, now)
+        events = source_events + events
+        if not await self._commit(new, events, new_health):
+            return PollResult(ok=False, error="store: commit failed")
+        self._snapshot = new
+        self._first_poll = False
+        if old is None:
+            self._log.info(
+                "cluster %s: baseline of %d resources recorded", self.cluster, len(new.resources)
+            )
+        return PollResult(ok=True, events=events, resources=len(new.resources))
+
+    async def _commit(
+        self, snapshot: Snapshot | None, events: list[Event], new_health: SourceHealth
+    ) -> bool:
+        try:
+            await asyncio.to_thread(
+                self._store.commit_poll,
+                self.cluster,
+                snapshot=snapshot,
+                events=events,
+                sinks=self._sinks,
+                health=new_health,
+            )
+        except StoreError as e:
+            # Nothing moves on: the next poll diffs against the same old snapshot again.
+            self._log.error("cluster %s: cannot store poll: %s", self.cluster, e)
+            return False
+        self._health = new_health
+        if events:
+            self._on_commit(events)
+        return True

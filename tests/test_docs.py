@@ -1,0 +1,28 @@
+"""The README's event reference and the code's catalogue must tell the same story."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pvewatch.model import EVENT_TYPES
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _reference_rows() -> dict[str, str]:
+    text = README.read_text()
+    section = text.split("### Event reference", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^\| `([a-z_.]+)` \| (\w+) \|", section, flags=re.MULTILINE))
+
+
+def test_readme_lists_every_event_type_with_its_severity() -> None:
+    documented = _reference_rows()
+    expected = {name: t.severity.value for name, t in EVENT_TYPES.items()}
+    assert documented == expected
+
+
+def test_readme_quick_start_commands() -> None:
+    text = README.read_text()
+    assert "make demo" in text
+    assert "make test" in text
