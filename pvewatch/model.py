@@ -160,6 +160,10 @@ class Event:
     change: Change | None = None
     cause: Cause | None = None
     detected_late: bool = False
+    # A problem event names the condition it starts (e.g. "node.offline:node/pve3"); the
+    # event that ends it carries `resolves` = the id of the firing event.
+    condition: str | None = None
+    resolves: str | None = None
     # Extra, type-specific details (e.g. the error class of source.unreachable).
     details: Mapping[str, JSONValue] = field(default_factory=dict)
 
@@ -183,6 +187,8 @@ class Event:
             ),
             "summary": self.summary,
             "detected_late": self.detected_late,
+            "condition": self.condition,
+            "resolves": self.resolves,
         }
         if self.details:
             d["details"] = dict(self.details)
@@ -216,6 +222,8 @@ class Event:
             change=Change(chg["field"], chg["old"], chg["new"]) if chg else None,
             cause=Cause(cause["kind"], cause.get("task"), cause.get("user")) if cause else None,
             detected_late=bool(d.get("detected_late", False)),
+            condition=d.get("condition"),
+            resolves=d.get("resolves"),
             details=dict(d.get("details") or {}),
         )
 

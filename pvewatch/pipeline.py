@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pvewatch.errors import SourceError, StoreError
 from pvewatch.model import Event, Snapshot, SourceHealth
+from pvewatch.store import Routing, Store
 from pvewatch.watch import health
 from pvewatch.watch.diff import diff
 from pvewatch.watch.normalize import carry_forward, normalize
@@ -23,20 +24,6 @@ from pvewatch.watch.normalize import carry_forward, normalize
 
 class ResourceSource(Protocol):
     async def resources(self, type: str | None = None) -> list[dict[str, Any]]: ...
-
-
-class StateStore(Protocol):
-    def load(self, cluster: str) -> tuple[Snapshot | None, SourceHealth]: ...
-
-    def commit_poll(
-        self,
-        cluster: str,
-        *,
-        snapshot: Snapshot | None,
-        events: Sequence[Event],
-        sinks: Sequence[str],
-        health: SourceHealth,
-    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +44,8 @@ class ClusterWatcher:
         interval_secs: float,
         failure_threshold: int,
         source: ResourceSource,
-        store: StateStore,
-        sinks: Sequence[str],
+        store: Store,
+        sinks: Routing,
         clock: Callable[[], datetime],
         on_commit: Callable[[list[Event]], None] = lambda events: None,
         logger: logging.Logger | None = None,
@@ -69,7 +56,7 @@ class ClusterWatcher:
         self._threshold = failure_threshold
         self._source = source
         self._store = store
-        self._sinks = tuple(sinks)
+        self._sinks = sinks
         self._clock = clock
         self._on_commit = on_commit
         self._log = logger or logging.getLogger("pvewatch.pipeline")

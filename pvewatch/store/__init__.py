@@ -11,7 +11,7 @@ The outbox holds one row per (event, sink). A row is `pending` until delivery ma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -32,6 +32,11 @@ class OutboxItem:
     last_error: str | None
 
 
+# Which sinks get an outbox row for an event: every sink in a list, or what a function of the
+# event says (sink filters, silences). An event routed nowhere is still recorded.
+Routing = Sequence[str] | Callable[[Event], Sequence[str]]
+
+
 class Store(Protocol):
     def close(self) -> None: ...
 
@@ -43,7 +48,7 @@ class Store(Protocol):
         *,
         snapshot: Snapshot | None,
         events: Sequence[Event],
-        sinks: Sequence[str],
+        sinks: Routing,
         health: SourceHealth,
     ) -> None: ...
 
@@ -76,4 +81,4 @@ class Store(Protocol):
 # Imported last: store/sqlite.py imports OutboxItem from this package.
 from pvewatch.store.sqlite import SqliteStore  # noqa: E402
 
-__all__ = ["OutboxItem", "SqliteStore", "Store"]
+__all__ = ["OutboxItem", "Routing", "SqliteStore", "Store"]

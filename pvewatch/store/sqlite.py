@@ -29,7 +29,7 @@ from typing import Any
 
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
-from pvewatch.store import OutboxItem
+from pvewatch.store import OutboxItem, Routing
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
 
@@ -222,11 +222,12 @@ class SqliteStore:
         *,
         snapshot: Snapshot | None,
         events: Sequence[Event],
-        sinks: Sequence[str],
+        sinks: Routing,
         health: SourceHealth,
     ) -> None:
         """Store one poll in one transaction. `snapshot=None` is a failed poll: the stored
-        snapshot stays, only health and events are written. Known event ids are skipped."""
+        snapshot stays, only health and events are written. Known event ids are skipped.
+        `sinks` lists the sinks every event goes to, or is a function naming them per event."""
         if snapshot is not None and snapshot.cluster != cluster:
             raise ValueError(f"snapshot of cluster {snapshot.cluster!r} committed as {cluster!r}")
         now = _ts(self._clock())
@@ -435,8 +436,9 @@ class SqliteStore:
         conn.executemany("DELETE FROM resources WHERE cluster = ? AND id = ?", removed)
 
     def _write_events(
-        self, conn: sqlite3.Connection, events: Sequence[Event], sinks: Sequence[str], now: float
+        self, conn: sqlite3.Connection, events: Sequence[Event], sinks: Routing, now: float
     ) -> None:
+        route = sinks if callable(sinks) else (lambda event: sinks)
         event_rows = []
         outbox_rows = []
         for e in events:
@@ -447,7 +449,7 @@ class SqliteStore:
             # fake clock nor a skewed one holds the row back.
             first_attempt = min(time, now)
             rid = e.resource.id if e.resource else None
-            outbox_rows += [(e.id, s, e.cluster, rid, first_attempt, now) for s in sinks]
+            outbox_rows += [(e.id, s, e.cluster, rid, first_attempt, now) for s in route(e)]
         conn.executemany(_INSERT_EVENT, event_rows)
         conn.executemany(_INSERT_OUTBOX, outbox_rows)
 

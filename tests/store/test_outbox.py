@@ -42,6 +42,23 @@ def test_a_new_row_is_pending_and_due_at_once(store: SqliteStore) -> None:
     assert item.next_attempt_at <= event(1).time
 
 
+def test_routing_by_function_gives_each_event_its_own_sinks(store: SqliteStore) -> None:
+    def route(e: Event) -> tuple[str, ...]:
+        return {"evt_prod_1": ("log",), "evt_prod_2": ("webhook", "log")}.get(e.id, ())
+
+    store.commit_poll(
+        "prod",
+        snapshot=None,
+        events=[event(1), event(2), event(3)],
+        sinks=route,
+        health=SourceHealth(),
+    )
+    assert ids(store.due("log", T0)) == ["evt_prod_1", "evt_prod_2"]
+    assert ids(store.due("webhook", T0)) == ["evt_prod_2"]
+    # An event routed nowhere is still recorded.
+    assert [e.id for e in store.events()] == ["evt_prod_1", "evt_prod_2", "evt_prod_3"]
+
+
 def test_due_keeps_commit_order_even_when_the_head_waits(store: SqliteStore) -> None:
     commit(store, event(1), event(2))
     commit(store, event(3))

@@ -417,6 +417,8 @@ def test_event_has_the_native_shape() -> None:
         "cause": None,
         "summary": "VM 100 (web1) on pve1 stopped",
         "detected_late": True,
+        "condition": None,
+        "resolves": None,
     }
 
 
