@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Protocol
 
 from pvewatch.errors import SinkError
 from pvewatch.model import Event
+from pvewatch.observe import NullObserver, Observer
 from pvewatch.sinks import Sink
 
 # Asking the store for items due before this far ahead returns every pending item, so the
@@ -153,8 +155,10 @@ class Deliverer:
         idle_secs: float = 5.0,
         send_timeout_secs: float = 60.0,
         batch: int = 100,
+        observer: Observer | None = None,
     ) -> None:
         self._outbox = outbox
+        self._observer = observer or NullObserver()
         self._sink = sink
         self._policy = policy
         self._clock = clock
@@ -251,10 +255,15 @@ class Deliverer:
         return 0.0
 
     async def _attempt(self, item: PendingItem) -> Outcome:
+        started = time.perf_counter()
         error = await self._send(item.event)
+        duration = time.perf_counter() - started
         now = self._clock()
         outcome = decide(item, error, now, self._policy, self._rng)
         await self._record(item, outcome, now)
+        self._observer.delivery_finished(
+            self.sink_name, outcome=type(outcome).__name__.lower(), duration_secs=duration
+        )
         return outcome
 
     async def _send(self, event: Event) -> SinkError | None:

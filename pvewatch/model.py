@@ -91,6 +91,8 @@ class Snapshot:
     cluster: str
     resources: Mapping[str, Resource]
     taken_at: datetime
+    # From /cluster/status: None when unknown (no Sys.Audit on /, or pvedaemon down).
+    quorate: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

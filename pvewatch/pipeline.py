@@ -8,7 +8,9 @@ losing events. A failed poll produces no diff, only the debounced source events.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 
 from pvewatch.errors import SourceError, StoreError
 from pvewatch.model import Event, Snapshot, SourceHealth
+from pvewatch.observe import NullObserver, Observer
 from pvewatch.store import Routing, Store
 from pvewatch.watch import health
 from pvewatch.watch.diff import diff
@@ -25,12 +28,15 @@ from pvewatch.watch.normalize import carry_forward, normalize
 class ResourceSource(Protocol):
     async def resources(self, type: str | None = None) -> list[dict[str, Any]]: ...
 
+    async def cluster_status(self) -> list[dict[str, Any]]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class PollResult:
     ok: bool
     events: list[Event] = field(default_factory=list)
     error: str | None = None  # secret-free description of what failed
+    error_kind: str | None = None  # the error class: unreachable, auth, bad_response, store
     resources: int = 0
 
 
@@ -49,8 +55,10 @@ class ClusterWatcher:
         clock: Callable[[], datetime],
         on_commit: Callable[[list[Event]], None] = lambda events: None,
         logger: logging.Logger | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.cluster = cluster
+        self._observer = observer or NullObserver()
         self.lock = asyncio.Lock()
         self._interval = timedelta(seconds=interval_secs)
         self._threshold = failure_threshold
@@ -75,21 +83,48 @@ class ClusterWatcher:
         async with self.lock:
             if self._closed:
                 return PollResult(ok=False, error="stopped")
-            if not self._loaded:
-                try:
-                    self._snapshot, self._health = await asyncio.to_thread(
-                        self._store.load, self.cluster
-                    )
-                except StoreError as e:
-                    self._log.error("cluster %s: cannot load state: %s", self.cluster, e)
-                    return PollResult(ok=False, error=f"store: {e}")
-                self._loaded = True
+            started = time.perf_counter()
+            result = await self._poll()
+            self._observer.poll_finished(
+                self.cluster,
+                ok=result.ok,
+                duration_secs=time.perf_counter() - started,
+                snapshot=self._snapshot if result.ok else None,
+                events=result.events,
+                error_kind=result.error_kind,
+            )
+            return result
+
+    async def _poll(self) -> PollResult:
+        if not self._loaded:
             try:
-                rows = await self._source.resources()
-            except SourceError as e:
-                self._log.warning("cluster %s: poll failed (%s): %s", self.cluster, e.kind, e)
-                return await self._failed(e.kind, str(e))
-            return await self._succeeded(rows)
+                self._snapshot, self._health = await asyncio.to_thread(
+                    self._store.load, self.cluster
+                )
+            except StoreError as e:
+                self._log.error("cluster %s: cannot load state: %s", self.cluster, e)
+                return PollResult(ok=False, error=f"store: {e}", error_kind="store")
+            self._loaded = True
+        try:
+            rows = await self._source.resources()
+        except SourceError as e:
+            self._log.warning("cluster %s: poll failed (%s): %s", self.cluster, e.kind, e)
+            return await self._failed(e.kind, str(e))
+        return await self._succeeded(rows, await self._quorate())
+
+    async def _quorate(self) -> bool | None:
+        """Quorum from /cluster/status; None when it cannot be read (no Sys.Audit on /, or
+        pvedaemon down): quorum is then unknown, which is not a reason to fail the poll."""
+        try:
+            status = await self._source.cluster_status()
+        except SourceError as e:
+            self._log.debug("cluster %s: no quorum information (%s): %s", self.cluster, e.kind, e)
+            return None
+        for row in status:
+            if row.get("type") == "cluster":
+                return bool(row.get("quorate"))
+        # A standalone node has no cluster entry, and is its own quorum.
+        return True if status else None
 
     async def _failed(self, kind: str, message: str) -> PollResult:
         now = self._clock()
@@ -97,19 +132,20 @@ class ClusterWatcher:
             self._health, self.cluster, kind, self._threshold, now
         )
         if not await self._commit(None, events, new_health):
-            return PollResult(ok=False, error=message)
-        return PollResult(ok=False, events=events, error=message)
+            return PollResult(ok=False, error=message, error_kind=kind)
+        return PollResult(ok=False, events=events, error=message, error_kind=kind)
 
-    async def _succeeded(self, rows: list[dict[str, Any]]) -> PollResult:
+    async def _succeeded(self, rows: list[dict[str, Any]], quorate: bool | None) -> PollResult:
         now = self._clock()
         old = self._snapshot
         new = carry_forward(old, normalize(self.cluster, rows, now))
+        new = dataclasses.replace(new, quorate=quorate)
         late = old is not None and (self._first_poll or now - old.taken_at > 2 * self._interval)
         events = diff(old, new, now, late=late)
         new_health, source_events = health.poll_succeeded(self._health, self.cluster, now)
         events = source_events + events
         if not await self._commit(new, events, new_health):
-            return PollResult(ok=False, error="store: commit failed")
+            return PollResult(ok=False, error="store: commit failed", error_kind="store")
         self._snapshot = new
         self._first_poll = False
         if old is None:

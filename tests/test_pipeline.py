@@ -1,0 +1,173 @@
+"""One poll end to end with a fake source and a real (in-memory) store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pvewatch.errors import SourceAuthError, SourceUnreachable, StoreError
+from pvewatch.model import Event, Snapshot, SourceHealth
+from pvewatch.pipeline import ClusterWatcher
+from pvewatch.store import Routing, SqliteStore
+
+T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+VM = {"id": "qemu/100", "type": "qemu", "vmid": 100, "node": "pve1", "name": "web1"}
+
+
+@dataclass
+class FakeSource:
+    rows: list[dict[str, Any]]
+    status: list[dict[str, Any]] | Exception = field(default_factory=list)
+    fail: Exception | None = None
+
+    async def resources(self, type: str | None = None) -> list[dict[str, Any]]:
+        if self.fail:
+            raise self.fail
+        return [dict(r) for r in self.rows]
+
+    async def cluster_status(self) -> list[dict[str, Any]]:
+        if isinstance(self.status, Exception):
+            raise self.status
+        return self.status
+
+
+@dataclass
+class Recorder:
+    polls: list[dict[str, Any]] = field(default_factory=list)
+
+    def poll_finished(
+        self,
+        cluster: str,
+        *,
+        ok: bool,
+        duration_secs: float,
+        snapshot: Snapshot | None,
+        events: Sequence[Event],
+        error_kind: str | None,
+    ) -> None:
+        self.polls.append(
+            {"ok": ok, "snapshot": snapshot, "events": [e.type for e in events], "kind": error_kind}
+        )
+
+    def delivery_finished(self, sink: str, *, outcome: str, duration_secs: float) -> None:
+        raise AssertionError("no delivery here")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=10)
+        return self.now
+
+
+def watcher(source: FakeSource, store: Any, observer: Recorder | None = None) -> ClusterWatcher:
+    return ClusterWatcher(
+        cluster="lab",
+        interval_secs=10,
+        failure_threshold=2,
+        source=source,
+        store=store,
+        sinks=["log"],
+        clock=Clock(),
+        observer=observer,
+    )
+
+
+async def test_observer_sees_baseline_change_and_failure() -> None:
+    source = FakeSource([{**VM, "status": "running"}])
+    recorder = Recorder()
+    with SqliteStore(":memory:") as store:
+        w = watcher(source, store, recorder)
+        await w.poll()
+        source.rows = [{**VM, "status": "stopped"}]
+        await w.poll()
+        source.fail = SourceUnreachable("connection refused")
+        await w.poll()
+    baseline, change, failure = recorder.polls
+    assert (baseline["ok"], baseline["events"]) == (True, [])
+    assert baseline["snapshot"].resources["qemu/100"].status == "running"
+    assert (change["ok"], change["events"]) == (True, ["guest.stopped"])
+    assert (failure["ok"], failure["snapshot"], failure["kind"]) == (False, None, "unreachable")
+
+
+@pytest.mark.parametrize(
+    ("status", "quorate"),
+    [
+        ([{"type": "cluster", "id": "cluster", "quorate": 1}, {"type": "node"}], True),
+        ([{"type": "node"}, {"type": "cluster", "id": "cluster", "quorate": 0}], False),
+        ([{"type": "node", "id": "node/pve", "local": 1, "online": 1}], True),  # standalone
+        ([], None),
+        (SourceAuthError("403 Permission check failed (/, Sys.Audit)"), None),
+        (SourceUnreachable("595 Connection refused"), None),
+    ],
+)
+async def test_quorum_from_cluster_status_never_fails_the_poll(
+    status: list[dict[str, Any]] | Exception, quorate: bool | None
+) -> None:
+    recorder = Recorder()
+    with SqliteStore(":memory:") as store:
+        result = await watcher(FakeSource([VM], status), store, recorder).poll()
+    assert result.ok
+    assert recorder.polls[0]["snapshot"].quorate is quorate
+
+
+class FlakyStore:
+    """A real store whose commits fail while `broken` is set."""
+
+    def __init__(self) -> None:
+        self.inner = SqliteStore(":memory:")
+        self.broken = False
+
+    def load(self, cluster: str) -> tuple[Snapshot | None, SourceHealth]:
+        return self.inner.load(cluster)
+
+    def commit_poll(
+        self,
+        cluster: str,
+        *,
+        snapshot: Snapshot | None,
+        events: Sequence[Event],
+        sinks: Routing,
+        health: SourceHealth,
+    ) -> None:
+        if self.broken:
+            raise StoreError("disk full")
+        self.inner.commit_poll(
+            cluster, snapshot=snapshot, events=events, sinks=sinks, health=health
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_failed_commit_loses_nothing_the_next_poll_reports_it() -> None:
+    source = FakeSource([{**VM, "status": "running"}])
+    store = FlakyStore()
+    w = watcher(source, store)
+    await w.poll()
+    source.rows = [{**VM, "status": "stopped"}]
+    store.broken = True
+    failed = await w.poll()
+    assert (failed.ok, failed.error_kind) == (False, "store")
+    assert store.inner.events() == []
+    store.broken = False
+    retried = await w.poll()
+    assert [e.type for e in retried.events] == ["guest.stopped"]
+    assert [e.type for e in store.inner.events()] == ["guest.stopped"]
+    store.inner.close()
+
+
+async def test_a_closed_watcher_polls_no_more() -> None:
+    source = FakeSource([VM])
+    with SqliteStore(":memory:") as store:
+        w = watcher(source, store)
+        await w.close()
+        result = await w.poll()
+        assert (result.ok, result.error) == (False, "stopped")
+        assert store.load("lab") == (None, SourceHealth())
