@@ -1,0 +1,150 @@
+"""watch.yaml → frozen dataclasses. Pure: reads the config file, the secret and CA files it
+names, and the environment mapping it is given (never `os.environ`).
+
+`load_config(path, env)` validates everything at once and raises one `ConfigError` that
+lists every problem with its key path (`clusters[0].tls.fingerprint: ...`).
+`check_config(...)` is `pvewatch check-config`: a summary and 0, or every problem and 2.
+
+Rules that are part of the contract (see watch.yaml.example):
+- `${VAR}` and `${VAR:-default}` are expanded inside string values after YAML parsing, so
+  a value cannot inject YAML; `$$` is a literal `$`. `:-` follows the shell: an empty
+  variable takes the default too.
+- Every secret `X` may instead come from `X_file`. Relative `*_file` paths resolve against
+  `$CREDENTIALS_DIRECTORY` (systemd LoadCredential) when set, else against the config
+  file's directory. With no credentials configured for a cluster, the file
+  `$CREDENTIALS_DIRECTORY/<cluster name>.token` is used when it exists.
+- Other relative paths (ca_file, store.path, a log sink's path) resolve against the
+  config file's directory.
+- With no sinks configured there is one: `console`, a text log on stdout.
+
+The package, one module per step (each section module reads its part of the document
+with the getters of `reading` and reports into the same `Ctx`):
+- `types`    the frozen dataclasses
+- `reading`  YAML, `${VAR}` expansion, typed getters, secrets
+- `clusters` the clusters section; `service` the store and http sections;
+  `sinks` the sinks section and the per-type option table `SINK_TYPES`
+- here: load_config, check_config, summary_lines and the top level
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from pvewatch.config.clusters import clusters_section
+from pvewatch.config.reading import Ctx, expand_env, get_mapping, read_document
+from pvewatch.config.service import http_section, store_section
+from pvewatch.config.sinks import sinks_section
+from pvewatch.config.types import (
+    ClusterConfig,
+    Config,
+    HttpConfig,
+    SinkConfig,
+    StoreConfig,
+    TlsConfig,
+    split_host_port,
+)
+from pvewatch.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ClusterConfig",
+    "Config",
+    "HttpConfig",
+    "SinkConfig",
+    "StoreConfig",
+    "TlsConfig",
+    "check_config",
+    "load_config",
+    "split_host_port",
+    "summary_lines",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/pvewatch/watch.yaml")
+_ROOT_KEYS = frozenset({"clusters", "store", "http", "sinks"})
+
+
+def load_config(path: Path, env: Mapping[str, str]) -> Config:
+    """Read, expand and validate `path`; raise ConfigError listing every problem."""
+    doc = read_document(path)
+    try:
+        config_dir = path.absolute().parent
+    except OSError:  # the working directory is gone
+        config_dir = path.parent
+    creds = env.get("CREDENTIALS_DIRECTORY") or None
+    ctx = Ctx(config_dir, Path(creds) if creds else None)
+    config = _root(ctx, expand_env(ctx, env, doc))
+    if ctx.problems:
+        raise ConfigError(ctx.problems, source=str(path))
+    return config
+
+
+def check_config(path: Path, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+    """`pvewatch check-config`: print a summary and return 0, or every problem and 2."""
+    try:
+        config = load_config(path, env)
+    except ConfigError as e:
+        print(f"{path}: {len(e.problems)} problem(s):", file=err)
+        for problem in e.problems:
+            print(f"  {problem}", file=err)
+        return 2
+    except Exception as e:  # a bug of ours must still not print a traceback or a secret
+        print(
+            f"{path}: internal error while checking ({type(e).__name__}); please report", file=err
+        )
+        return 2
+    print(f"{path}: OK", file=out)
+    for line in summary_lines(config):
+        print(f"  {line}", file=out)
+    for warning in config.warnings:
+        print(f"WARNING: {warning}", file=out)
+    return 0
+
+
+def summary_lines(config: Config) -> list[str]:
+    """What the config means, one line per item, without any secret."""
+    lines = [_cluster_summary(c) for c in config.clusters]
+    store = config.store
+    lines.append(f"store {store.path} (events kept {store.retention_days} days)")
+    lines.append(f"http listen {config.http.listen}")
+    for sink in config.sinks:
+        opts = ", ".join(f"{k}={v}" for k, v in sink.options.items())
+        lines.append(f"sink {sink.name}: {sink.type}" + (f" ({opts})" if opts else ""))
+    return lines
+
+
+def _cluster_summary(c: ClusterConfig) -> str:
+    if c.token is not None:
+        auth = "token " + c.token.reveal().split("=", 1)[0]  # the token id is not secret
+    else:
+        auth = f"password for {c.username}"
+    tls = {
+        "pinned": f"pinned ({len(c.tls.fingerprints)} fingerprint(s))",
+        "ca_file": f"ca_file {c.tls.ca_file}",
+        "system": "system CAs",
+        "insecure": "INSECURE (certificates not checked)",
+    }[c.tls.mode]
+    if all(e.startswith("http://") for e in c.endpoints):
+        tls = "none (plain http)"
+    return (
+        f"cluster {c.name}: {', '.join(c.endpoints)}; auth {auth}; tls {tls}; "
+        f"every {c.interval_secs:g}s (timeout {c.timeout_secs:g}s, "
+        f"unreachable after {c.source_failure_threshold} failed polls)"
+    )
+
+
+def _root(ctx: Ctx, doc: object) -> Config:
+    if doc is None:
+        ctx.add("", "the file is empty; at least clusters is required")
+        return Config(clusters=())
+    m = get_mapping(ctx, "", doc, _ROOT_KEYS)
+    if m is None:
+        return Config(clusters=())
+    return Config(
+        clusters=clusters_section(ctx, m.get("clusters")),
+        store=store_section(ctx, m.get("store")),
+        http=http_section(ctx, m.get("http")),
+        sinks=sinks_section(ctx, m.get("sinks")),
+        warnings=tuple(ctx.warnings),
+    )

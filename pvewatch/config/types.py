@@ -1,0 +1,101 @@
+"""The validated config: frozen dataclasses, built only by `pvewatch.config.load_config`
+(or directly by code that knows its values are valid, such as the demo)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pvewatch.secret import Secret
+
+DEFAULT_STORE_PATH = Path("/var/lib/pvewatch/state.db")
+DEFAULT_LISTEN = "127.0.0.1:9886"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    verify: bool = True
+    ca_file: Path | None = None
+    # SHA-256 fingerprints of accepted server certificates (upper-case hex with colons).
+    # A pin replaces CA checks; several pins allow rotation.
+    fingerprints: tuple[str, ...] = ()
+
+    @property
+    def mode(self) -> str:
+        """One of "pinned", "ca_file", "system", "insecure"."""
+        if not self.verify:
+            return "insecure"
+        if self.fingerprints:
+            return "pinned"
+        return "ca_file" if self.ca_file else "system"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    name: str
+    endpoints: tuple[str, ...]
+    token: Secret | None = None  # "USER@REALM!ID=SECRET"
+    username: str | None = None
+    password: Secret | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    interval_secs: float = 10.0
+    timeout_secs: float = 10.0
+    source_failure_threshold: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    path: Path = DEFAULT_STORE_PATH
+    retention_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    listen: str = DEFAULT_LISTEN
+
+    def host_port(self) -> tuple[str, int]:
+        """`("127.0.0.1", 9886)`; an IPv6 host comes without brackets."""
+        parsed = split_host_port(self.listen)
+        if parsed is None:
+            raise ValueError(f"http.listen: not HOST:PORT: {self.listen!r}")
+        return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class SinkConfig:
+    """One sink: `type` picks the implementation, `options` are its own keys, already
+    validated and completed with defaults by that type's entry in
+    `pvewatch.config.sinks.SINK_TYPES`; sinks read them without checking again."""
+
+    name: str
+    type: str
+    options: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    clusters: tuple[ClusterConfig, ...]
+    store: StoreConfig = field(default_factory=StoreConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    sinks: tuple[SinkConfig, ...] = ()
+    # Valid but risky settings ("verify: false", plain http), each "key.path: why".
+    warnings: tuple[str, ...] = ()
+
+
+def split_host_port(value: str) -> tuple[str, int] | None:
+    """ "HOST:PORT" or "[v6]:PORT" → (host, port), or None when malformed."""
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    else:
+        host, sep, port = value.rpartition(":")
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", host):
+            return None
+    if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
+        return None
+    return host, int(port)
