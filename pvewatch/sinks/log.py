@@ -13,12 +13,11 @@ import sys
 from typing import TextIO
 
 from pvewatch.config import SinkConfig
-from pvewatch.errors import ConfigError, SinkError
+from pvewatch.errors import SinkError
 from pvewatch.model import Event, format_time
 
 FORMATS = ("text", "json")
 STDOUT = "-"
-_OPTIONS = frozenset({"path", "format", "fsync"})
 
 
 def format_text(event: Event) -> str:
@@ -77,20 +76,16 @@ class LogSink:
 
     @classmethod
     def from_config(cls, cfg: SinkConfig) -> LogSink:
-        opts, where = cfg.options, f"sinks.{cfg.name}"
-        problems = [f"{where}.{key}: unknown option" for key in sorted(set(opts) - _OPTIONS)]
-        path, fmt, fsync = opts.get("path", STDOUT), opts.get("format", "text"), opts.get("fsync")
-        if not isinstance(path, str) or not path:
-            problems.append(f"{where}.path: must be a file path or '-' for stdout")
-            path = STDOUT
-        if not isinstance(fmt, str) or fmt not in FORMATS:
-            problems.append(f"{where}.format: must be 'text' or 'json', got {fmt!r}")
-            fmt = "text"
-        if fsync is not None and not isinstance(fsync, bool):
-            problems.append(f"{where}.fsync: must be true or false")
-        if problems:
-            raise ConfigError(problems)
-        return cls(cfg.name, path=path, format=fmt, fsync=fsync is True)
+        """Build from options that `pvewatch.config` has already validated (it is the one
+        place that checks them, reporting every problem with its key path), so this only
+        reads them. Missing options take their defaults, for configs built in code."""
+        opts = cfg.options
+        return cls(
+            cfg.name,
+            path=str(opts.get("path", STDOUT)),
+            format=str(opts.get("format", "text")),
+            fsync=opts.get("fsync") is True,
+        )
 
     async def send(self, event: Event) -> None:
         if self._closed:
