@@ -28,6 +28,9 @@ class Observer(Protocol):
     def delivery_finished(self, sink: str, *, outcome: str, duration_secs: float) -> None:
         """After each delivery attempt; outcome is `delivered`, `retry` or `dead`."""
 
+    def sink_enabled(self, sink: str, enabled: bool) -> None:
+        """At start for every sink, and when a sink is disabled (e.g. its webhook said 410)."""
+
 
 class NullObserver:
     def poll_finished(
@@ -43,4 +46,7 @@ class NullObserver:
         return None
 
     def delivery_finished(self, sink: str, *, outcome: str, duration_secs: float) -> None:
+        return None
+
+    def sink_enabled(self, sink: str, enabled: bool) -> None:
         return None

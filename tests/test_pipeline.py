@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,6 +55,9 @@ class Recorder:
 
     def delivery_finished(self, sink: str, *, outcome: str, duration_secs: float) -> None:
         raise AssertionError("no delivery here")
+
+    def sink_enabled(self, sink: str, enabled: bool) -> None:
+        raise AssertionError("no sink here")
 
 
 class Clock:
@@ -135,11 +138,17 @@ class FlakyStore:
         events: Sequence[Event],
         sinks: Routing,
         health: SourceHealth,
+        rule_state: Mapping[str, Any] | None = None,
     ) -> None:
         if self.broken:
             raise StoreError("disk full")
         self.inner.commit_poll(
-            cluster, snapshot=snapshot, events=events, sinks=sinks, health=health
+            cluster,
+            snapshot=snapshot,
+            events=events,
+            sinks=sinks,
+            health=health,
+            rule_state=rule_state,
         )
 
     def __getattr__(self, name: str) -> Any:

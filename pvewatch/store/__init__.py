@@ -11,10 +11,10 @@ The outbox holds one row per (event, sink). A row is `pending` until delivery ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pvewatch.model import Event, Snapshot, SourceHealth
 
@@ -50,7 +50,10 @@ class Store(Protocol):
         events: Sequence[Event],
         sinks: Routing,
         health: SourceHealth,
+        rule_state: Mapping[str, Any] | None = None,
     ) -> None: ...
+
+    def load_rule_state(self, cluster: str) -> dict[str, Any]: ...
 
     def due(self, sink: str, now: datetime, limit: int = 100) -> list[OutboxItem]: ...
 
@@ -63,6 +66,8 @@ class Store(Protocol):
     def mark_dead(self, outbox_id: int, *, attempts: int, error: str, now: datetime) -> None: ...
 
     def pending_count(self, sink: str) -> int: ...
+
+    def dead_count(self, sink: str) -> int: ...
 
     def events(
         self,

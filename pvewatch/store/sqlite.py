@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,19 +76,33 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (event_id, sink))""",
         "CREATE INDEX outbox_pending ON outbox (sink, outbox_id) WHERE state = 'pending'",
     ),
+    (
+        # NULL: quorum unknown (no Sys.Audit on /, pvedaemon down).
+        "ALTER TABLE clusters ADD COLUMN quorate INTEGER",
+        # What the rules remember between polls (held transitions, open conditions, reported
+        # tasks), one JSON object per cluster, written in the poll's transaction.
+        """CREATE TABLE rule_state (
+            cluster TEXT PRIMARY KEY REFERENCES clusters (name),
+            data TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _MAX_ERROR_CHARS = 2000
 
 _UPSERT_CLUSTER = """
-    INSERT INTO clusters (name, taken_at, consecutive_failures, unreachable, last_error)
-    VALUES (?, ?, ?, ?, ?)
+    INSERT INTO clusters (name, taken_at, consecutive_failures, unreachable, last_error, quorate)
+    VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET
+        quorate = CASE WHEN excluded.taken_at IS NULL THEN clusters.quorate
+                       ELSE excluded.quorate END,
         taken_at = coalesce(excluded.taken_at, clusters.taken_at),
         consecutive_failures = excluded.consecutive_failures,
         unreachable = excluded.unreachable,
         last_error = excluded.last_error"""
+_UPSERT_RULE_STATE = """
+    INSERT INTO rule_state (cluster, data) VALUES (?, ?)
+    ON CONFLICT (cluster) DO UPDATE SET data = excluded.data"""
 _UPSERT_RESOURCE = """
     INSERT INTO resources (cluster, id, data) VALUES (?, ?, ?)
     ON CONFLICT (cluster, id) DO UPDATE SET data = excluded.data"""
@@ -203,7 +217,7 @@ class SqliteStore:
         """The last snapshot and health of a cluster; (None, SourceHealth()) if unknown."""
         with self._lock, self._transaction(f"load cluster {cluster!r}") as conn:
             row = conn.execute(
-                "SELECT taken_at, consecutive_failures, unreachable, last_error"
+                "SELECT taken_at, consecutive_failures, unreachable, last_error, quorate"
                 " FROM clusters WHERE name = ?",
                 (cluster,),
             ).fetchone()
@@ -214,7 +228,23 @@ class SqliteStore:
                 return None, health
             resources = self._resources(conn, cluster)
             self._committed[cluster] = resources
-            return Snapshot(cluster, dict(resources), _dt(row[0])), health
+            quorate = None if row[4] is None else bool(row[4])
+            return Snapshot(cluster, dict(resources), _dt(row[0]), quorate), health
+
+    def load_rule_state(self, cluster: str) -> dict[str, Any]:
+        """What the rules stored for a cluster at its last commit; {} if nothing."""
+        with self._lock, self._transaction(f"load rule state of cluster {cluster!r}") as conn:
+            row = conn.execute("SELECT data FROM rule_state WHERE cluster = ?", (cluster,))
+            found = row.fetchone()
+        if found is None:
+            return {}
+        try:
+            data = json.loads(found[0])
+        except ValueError as e:
+            raise StoreError(
+                f"state store {self._where}: rule state of {cluster!r} is unreadable: {e}"
+            ) from None
+        return data if isinstance(data, dict) else {}
 
     def commit_poll(
         self,
@@ -224,10 +254,12 @@ class SqliteStore:
         events: Sequence[Event],
         sinks: Routing,
         health: SourceHealth,
+        rule_state: Mapping[str, Any] | None = None,
     ) -> None:
         """Store one poll in one transaction. `snapshot=None` is a failed poll: the stored
         snapshot stays, only health and events are written. Known event ids are skipped.
-        `sinks` lists the sinks every event goes to, or is a function naming them per event."""
+        `sinks` lists the sinks every event goes to, or is a function naming them per event.
+        `rule_state`, when given, replaces what the rules remember for the cluster."""
         if snapshot is not None and snapshot.cluster != cluster:
             raise ValueError(f"snapshot of cluster {snapshot.cluster!r} committed as {cluster!r}")
         now = _ts(self._clock())
@@ -242,8 +274,12 @@ class SqliteStore:
                         health.consecutive_failures,
                         health.unreachable,
                         health.last_error,
+                        None if snapshot is None or snapshot.quorate is None else snapshot.quorate,
                     ),
                 )
+                if rule_state is not None:
+                    data = _to_json(dict(rule_state), f"rule state of {cluster!r}")
+                    conn.execute(_UPSERT_RULE_STATE, (cluster, data))
                 if snapshot is not None:
                     self._write_changes(conn, cluster, dict(snapshot.resources))
                 self._write_events(conn, events, sinks, now)
@@ -291,9 +327,15 @@ class SqliteStore:
         self._transition(outbox_id, "dead", _MARK_DEAD, params)
 
     def pending_count(self, sink: str) -> int:
-        with self._lock, self._transaction(f"count outbox of sink {sink!r}") as conn:
+        return self._count(sink, "pending")
+
+    def dead_count(self, sink: str) -> int:
+        return self._count(sink, "dead")
+
+    def _count(self, sink: str, state: str) -> int:
+        with self._lock, self._transaction(f"count {state} outbox rows of sink {sink!r}") as conn:
             row = conn.execute(
-                "SELECT count(*) FROM outbox WHERE sink = ? AND state = 'pending'", (sink,)
+                "SELECT count(*) FROM outbox WHERE sink = ? AND state = ?", (sink, state)
             ).fetchone()
         return int(row[0])
 

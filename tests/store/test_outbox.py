@@ -217,3 +217,12 @@ def test_a_replayed_event_keeps_its_state_per_sink(store: SqliteStore) -> None:
     commit(store, replace(event(1), summary="changed"))
     assert store.due("log", T0) == []
     assert store.events() == [event(1)]
+
+
+def test_counts_per_state_and_sink(store: SqliteStore) -> None:
+    commit(store, event(1), event(2), event(3))
+    first, second = store.due("log", T0)[:2]
+    store.mark_delivered(first.outbox_id, LATER)
+    store.mark_dead(second.outbox_id, attempts=5, error="HTTP 404", now=LATER)
+    assert (store.pending_count("log"), store.dead_count("log")) == (1, 1)
+    assert (store.pending_count("webhook"), store.dead_count("webhook")) == (3, 0)

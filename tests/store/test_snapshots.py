@@ -239,3 +239,62 @@ def test_ten_thousand_resources_are_cheap(store: SqliteStore) -> None:
     # Generous bounds for a loaded CI machine; on a laptop both are a few times lower.
     assert first < 1.0
     assert unchanged < 0.25
+
+
+@pytest.mark.parametrize("quorate", [True, False, None])
+def test_quorum_survives_a_reopen_and_a_failed_poll(db: Path, quorate: bool | None) -> None:
+    snap = replace(snapshot(resources(2)), quorate=quorate)
+    with SqliteStore(db) as store:
+        poll(store, snap)
+        poll(store, None, health=FAILING)  # a failed poll knows nothing about quorum
+    with SqliteStore(db) as store:
+        loaded, _ = store.load("prod")
+    assert loaded is not None
+    assert loaded.quorate is quorate
+
+
+def test_rule_state_is_committed_with_the_poll_and_kept_when_not_given(db: Path) -> None:
+    with SqliteStore(db) as store:
+        assert store.load_rule_state("prod") == {}
+        store.commit_poll(
+            "prod",
+            snapshot=snapshot(resources(1)),
+            events=[],
+            sinks=SINKS,
+            health=HEALTHY,
+            rule_state={"reported_tasks": ["UPID:pve1:1:2:3:vzdump:100:root@pam:"]},
+        )
+        poll(store, None, health=FAILING)  # no rule_state given: the stored one stays
+    with SqliteStore(db) as store:
+        assert store.load_rule_state("prod") == {
+            "reported_tasks": ["UPID:pve1:1:2:3:vzdump:100:root@pam:"]
+        }
+        with pytest.raises(StoreError):  # not JSON: refused, nothing written
+            store.commit_poll(
+                "prod",
+                snapshot=None,
+                events=[event(9)],
+                sinks=SINKS,
+                health=HEALTHY,
+                rule_state={"bad": object()},
+            )
+        assert store.events() == []
+
+
+def test_an_old_database_is_migrated(db: Path) -> None:
+    """A database written by schema 1 (before quorum and rule state) opens and upgrades."""
+    import sqlite3
+
+    with SqliteStore(db) as store:
+        poll(store, snapshot(resources(1)))
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE rule_state")
+    conn.execute("ALTER TABLE clusters DROP COLUMN quorate")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with SqliteStore(db) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        loaded, _ = store.load("prod")
+        assert loaded == snapshot(resources(1))
+        assert store.load_rule_state("prod") == {}
