@@ -166,6 +166,9 @@ class Event:
     # event that ends it carries `resolves` = the id of the firing event.
     condition: str | None = None
     resolves: str | None = None
+    # Recorded but sent to no sink, and why: "held", "inhibited", "flapping", "silenced",
+    # "maintenance", ... (None: sent as routed).
+    suppressed: str | None = None
     # Extra, type-specific details (e.g. the error class of source.unreachable).
     details: Mapping[str, JSONValue] = field(default_factory=dict)
 
@@ -192,6 +195,8 @@ class Event:
             "condition": self.condition,
             "resolves": self.resolves,
         }
+        if self.suppressed:
+            d["suppressed"] = self.suppressed
         if self.details:
             d["details"] = dict(self.details)
         return d
@@ -226,6 +231,7 @@ class Event:
             detected_late=bool(d.get("detected_late", False)),
             condition=d.get("condition"),
             resolves=d.get("resolves"),
+            suppressed=d.get("suppressed"),
             details=dict(d.get("details") or {}),
         )
 
