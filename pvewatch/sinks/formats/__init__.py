@@ -1,0 +1,48 @@
+"""Webhook body formats: an Event (or a burst of them) → the bytes a receiving service
+accepts. Pure: no sockets, no clock, no config reading; the webhook sink sends what a
+formatter renders, and `pvewatch.config.routing` validates the options first.
+
+A formatter never raises on an Event: whatever the server sent (odd names, control
+characters, unknown event types), it renders a message. Bodies are deterministic (sorted
+keys or a fixed order), so golden tests compare bytes.
+
+Registration is the plain table `FORMATS` below: one small module per format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from pvewatch.errors import ConfigError
+from pvewatch.sinks.formats.base import Formatter, Payload
+from pvewatch.sinks.formats.native import NativeFormatter
+
+FormatBuilder = Callable[[str, Mapping[str, object]], Formatter]
+
+
+def _native(sink_name: str, options: Mapping[str, object]) -> Formatter:
+    return NativeFormatter()
+
+
+# The table of formats: `format:` in a webhook sink's options picks the builder, which
+# gets the sink name and the options `pvewatch.config.routing` validated.
+FORMATS: Mapping[str, FormatBuilder] = MappingProxyType(
+    {
+        "native": _native,
+    }
+)
+DEFAULT_FORMAT = "native"
+
+
+def build_formatter(sink_name: str, options: Mapping[str, object]) -> Formatter:
+    """The formatter `options["format"]` names (default native), or ConfigError."""
+    name = str(options.get("format") or DEFAULT_FORMAT)
+    builder = FORMATS.get(name)
+    if builder is None:
+        known = ", ".join(sorted(FORMATS))
+        raise ConfigError([f"sinks.{sink_name}.format: unknown format {name!r} ({known})"])
+    return builder(sink_name, options)
+
+
+__all__ = ["DEFAULT_FORMAT", "FORMATS", "FormatBuilder", "Formatter", "Payload", "build_formatter"]
