@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,34 @@ def test_api_faults_give_one_unreachable_and_one_recovered_and_no_guest_events(
     for event in events:
         assert "e2e" in event["summary"]
         assert "5d0b8a52" not in str(event), "the token leaked into an event"
+
+
+def test_one_process_watches_several_clusters_at_once(tmp_path: Path) -> None:
+    import dataclasses
+
+    with simulator() as first, simulator(seed=8) as second:
+        one = watcher_config(first, tmp_path)
+        two = watcher_config(second, tmp_path)
+        config = dataclasses.replace(
+            one,
+            clusters=(
+                dataclasses.replace(one.clusters[0], name="alpha"),
+                dataclasses.replace(two.clusters[0], name="beta"),
+            ),
+        )
+        events_file = tmp_path / "events.jsonl"
+        _make_running(first)
+        _make_running(second)
+        with running_watcher(config):
+            for cluster in config.clusters:
+                single = dataclasses.replace(config, clusters=(cluster,))
+                wait_for(partial(baseline_recorded, single), what=f"{cluster.name}'s baseline")
+            for sim in (first, second):
+                with control(sim) as c:
+                    c.patch("/resources/qemu/100", json={"status": "stopped"}).raise_for_status()
+            wait_for(lambda: len(read_events(events_file)) >= 2, what="one event per cluster")
+    events = read_events(events_file)
+    assert sorted((e["cluster"], e["type"], e["resource"]["id"]) for e in events) == [
+        ("alpha", "guest.stopped", "qemu/100"),
+        ("beta", "guest.stopped", "qemu/100"),
+    ]
