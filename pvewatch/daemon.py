@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import signal
@@ -23,6 +24,7 @@ from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.pve.client import PveClient
 from pvewatch.sinks import Sink, build_sink
+from pvewatch.sinks.filter import route
 from pvewatch.store.sqlite import SqliteStore
 
 log = logging.getLogger("pvewatch")
@@ -79,7 +81,7 @@ async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
                 failure_threshold=cluster.source_failure_threshold,
                 source=client,
                 store=store,
-                sinks=[s.name for s in sinks],
+                sinks=functools.partial(route, config.sinks),
                 clock=utcnow,
                 on_commit=runtime.wake_deliverers,
                 logger=log,

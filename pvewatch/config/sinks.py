@@ -17,8 +17,8 @@ Adding a sink type (webhook is next):
 2. add one entry `"<type>": SinkType(frozenset({...its keys...}), _<type>_options)` to
    `SINK_TYPES`; unknown keys are then refused with a did-you-mean hint;
 3. add its cases to tests/config/test_sinks.py.
-Options shared by every type (such as a future `filter`) go in `COMMON_KEYS` and are
-read in `_sink`, not in each type's function.
+Options shared by every type (`filter`, `send_resolved`: `pvewatch.config.routing`) go in
+`COMMON_KEYS` and are read in `_sink`, not in each type's function.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from pvewatch.config.reading import (
     kind,
     quote,
 )
+from pvewatch.config.routing import ROUTING_KEYS, routing_options
 from pvewatch.config.types import SinkConfig
 
 
@@ -67,7 +68,7 @@ SINK_TYPES: Mapping[str, SinkType] = MappingProxyType(
         "log": SinkType(frozenset({"format", "path", "fsync"}), _log_options),
     }
 )
-COMMON_KEYS = frozenset({"type"})
+COMMON_KEYS = frozenset({"type"}) | ROUTING_KEYS
 DEFAULT_SINKS = (SinkConfig("console", "log", {"format": "text", "path": "-", "fsync": False}),)
 
 
@@ -88,7 +89,9 @@ def _sink(ctx: Ctx, name: str, options: object) -> SinkConfig | None:
         return None
     spec = SINK_TYPES[sink_type]
     checked = get_mapping(ctx, path, options, COMMON_KEYS | spec.keys) or {}
-    return SinkConfig(name, sink_type, spec.check(ctx, path, checked))
+    sink_filter, send_resolved = routing_options(ctx, path, checked)
+    own = {k: v for k, v in checked.items() if k not in COMMON_KEYS}
+    return SinkConfig(name, sink_type, spec.check(ctx, path, own), sink_filter, send_resolved)
 
 
 def _sink_type(ctx: Ctx, path: str, options: object) -> str | None:

@@ -7,8 +7,12 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pvewatch.secret import Secret
+
+if TYPE_CHECKING:  # at run time pvewatch.sinks imports this module
+    from pvewatch.sinks.filter import SinkFilter
 
 DEFAULT_STORE_PATH = Path("/var/lib/pvewatch/state.db")
 DEFAULT_LISTEN = "127.0.0.1:9886"
@@ -72,6 +76,10 @@ class SinkConfig:
     name: str
     type: str
     options: dict[str, object] = field(default_factory=dict)
+    # Framework-owned keys, for every type (pvewatch.config.routing): which events the
+    # sink receives (None: all), and whether it gets the events that resolve a problem.
+    filter: SinkFilter | None = None
+    send_resolved: bool = True
 
 
 @dataclass(frozen=True, slots=True)

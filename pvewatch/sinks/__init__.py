@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
-from pvewatch.config import SinkConfig
+from pvewatch.config.types import SinkConfig
 from pvewatch.errors import ConfigError
 from pvewatch.model import Event
 from pvewatch.sinks.log import LogSink

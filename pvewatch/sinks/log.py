@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TextIO
 
-from pvewatch.config import SinkConfig
+from pvewatch.config.types import SinkConfig
 from pvewatch.errors import SinkError
 from pvewatch.model import Event, format_time
 

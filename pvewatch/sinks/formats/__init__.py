@@ -17,6 +17,7 @@ from types import MappingProxyType
 from pvewatch.errors import ConfigError
 from pvewatch.sinks.formats.base import Formatter, Payload
 from pvewatch.sinks.formats.native import NativeFormatter
+from pvewatch.sinks.formats.template import TemplateFormatter
 
 FormatBuilder = Callable[[str, Mapping[str, object]], Formatter]
 
@@ -25,11 +26,20 @@ def _native(sink_name: str, options: Mapping[str, object]) -> Formatter:
     return NativeFormatter()
 
 
+def _template(sink_name: str, options: Mapping[str, object]) -> Formatter:
+    return TemplateFormatter(
+        str(options.get("template", "")),
+        str(options.get("content_type") or "application/json"),
+        group=options.get("group") is True,
+    )
+
+
 # The table of formats: `format:` in a webhook sink's options picks the builder, which
 # gets the sink name and the options `pvewatch.config.routing` validated.
 FORMATS: Mapping[str, FormatBuilder] = MappingProxyType(
     {
         "native": _native,
+        "template": _template,
     }
 )
 DEFAULT_FORMAT = "native"
