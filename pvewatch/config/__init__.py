@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pvewatch.config.clusters import clusters_section
+from pvewatch.config.logging import log_section
 from pvewatch.config.reading import Ctx, expand_env, get_mapping, read_document
 from pvewatch.config.service import http_section, store_section
 from pvewatch.config.sinks import sinks_section
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/pvewatch/watch.yaml")
-_ROOT_KEYS = frozenset({"clusters", "store", "http", "sinks"})
+_ROOT_KEYS = frozenset({"clusters", "store", "http", "sinks", "log"})
 
 
 def load_config(path: Path, env: Mapping[str, str]) -> Config:
@@ -146,5 +147,6 @@ def _root(ctx: Ctx, doc: object) -> Config:
         store=store_section(ctx, m.get("store")),
         http=http_section(ctx, m.get("http")),
         sinks=sinks_section(ctx, m.get("sinks")),
+        log=log_section(ctx, m.get("log")),
         warnings=tuple(ctx.warnings),
     )

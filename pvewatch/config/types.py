@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pvewatch.config.logging import LogConfig
 from pvewatch.secret import Secret
 
 if TYPE_CHECKING:  # at run time pvewatch.sinks imports this module
@@ -88,6 +89,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     sinks: tuple[SinkConfig, ...] = ()
+    log: LogConfig = field(default_factory=LogConfig)
     # Valid but risky settings ("verify: false", plain http), each "key.path: why".
     warnings: tuple[str, ...] = ()
 

@@ -1,0 +1,110 @@
+"""pvewatch's own log: text and JSON lines, journald detection, the noisy libraries."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pvewatch.logs import journald_adds_timestamps, setup_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    noisy = {n: logging.getLogger(n).level for n in ("apscheduler", "httpx", "httpcore")}
+    yield
+    for h in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(h)
+    root.setLevel(level)
+    for name, lvl in noisy.items():
+        logging.getLogger(name).setLevel(lvl)
+
+
+def test_json_lines_carry_time_level_logger_message_and_extra_fields() -> None:
+    out = io.StringIO()
+    setup_logging("info", "json", {}, stream=out)
+    logging.getLogger("pvewatch.test").warning(
+        "cluster %s unreachable", "prod", extra={"cluster": "prod", "failures": 3}
+    )
+    logging.getLogger("pvewatch.test").debug("not at info")
+    (line,) = out.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["time"].endswith("Z") and "T" in entry["time"]
+    assert {k: entry[k] for k in ("level", "logger", "message", "cluster", "failures")} == {
+        "level": "warning",
+        "logger": "pvewatch.test",
+        "message": "cluster prod unreachable",
+        "cluster": "prod",
+        "failures": 3,
+    }
+
+
+def test_json_exception_is_one_line_with_the_traceback() -> None:
+    out = io.StringIO()
+    setup_logging("info", "json", {}, stream=out)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("pvewatch").exception("poll failed")
+    (line,) = out.getvalue().splitlines()
+    assert "RuntimeError: boom" in json.loads(line)["exception"]
+
+
+def test_text_has_a_timestamp_outside_journald() -> None:
+    out = io.StringIO()
+    setup_logging("info", "text", {}, stream=out)
+    logging.getLogger("pvewatch").info("hello")
+    line = out.getvalue().strip()
+    assert line.endswith("INFO pvewatch: hello")
+    assert line[:4].isdigit()  # 2026-...
+
+
+def test_text_has_no_timestamp_when_journald_stamps_the_stream(tmp_path: Path) -> None:
+    with (tmp_path / "journal").open("w+") as stream:
+        st = os.fstat(stream.fileno())
+        env = {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        setup_logging("info", "text", env, stream=stream)
+        logging.getLogger("pvewatch").warning("hello")
+        stream.seek(0)
+        assert stream.read() == "WARNING pvewatch: hello\n"
+
+
+@pytest.mark.parametrize("value", ["", "garbage", "1:2", "12"])
+def test_journal_stream_of_another_file_is_not_ours(tmp_path: Path, value: str) -> None:
+    with (tmp_path / "f").open("w") as stream:
+        assert not journald_adds_timestamps({"JOURNAL_STREAM": value}, stream)
+    assert not journald_adds_timestamps({"JOURNAL_STREAM": "1:2"}, io.StringIO())
+
+
+def test_setting_up_twice_replaces_the_handler_and_the_level() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    setup_logging("info", "text", {}, stream=first)
+    setup_logging("error", "json", {}, stream=second)
+    logging.getLogger("pvewatch").warning("dropped")
+    logging.getLogger("pvewatch").error("kept")
+    assert first.getvalue() == ""
+    assert [json.loads(x)["message"] for x in second.getvalue().splitlines()] == ["kept"]
+
+
+def test_noisy_libraries_are_quiet_at_info_even_in_debug() -> None:
+    out = io.StringIO()
+    setup_logging("debug", "text", {}, stream=out)
+    logging.getLogger("httpx").info("HTTP Request: GET ...")
+    logging.getLogger("apscheduler.executors").info("Running job ...")
+    logging.getLogger("httpcore").warning("worth seeing")
+    assert out.getvalue().count("\n") == 1
+    assert "worth seeing" in out.getvalue()
+
+
+def test_unknown_level_or_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="level"):
+        setup_logging("loud", "text", {}, stream=io.StringIO())
+    with pytest.raises(ValueError, match="format"):
+        setup_logging("info", "xml", {}, stream=io.StringIO())
