@@ -4,6 +4,8 @@
     {"kind": "delay", "seconds": S, "count": N}              answer S seconds late
     {"kind": "garbage", "count": N}                          200 with a broken body
     {"kind": "reset", "count": N}                            drop the connection unanswered
+    {"kind": "body", "body": "...", "code": 200, "count": N} this raw body as the answer
+                                                             (well-formed HTTP, any JSON or not)
 
 An optional `"path": "/cluster/resources"` limits a fault to API paths containing it.
 Faults queue up in the order given; each API request consumes one use of the first
@@ -18,7 +20,8 @@ from typing import Any
 
 from pvewatch.simulator.edits import ControlError
 
-KINDS = ("status", "delay", "garbage", "reset")
+KINDS = ("status", "delay", "garbage", "reset", "body")
+MAX_FAULT_BODY_CHARS = 16 * 1024**2
 # The reason phrases PVE puts in the status line for these (FACTS.md §7.2).
 REASONS = {
     401: "Authentication failed!",
@@ -42,6 +45,7 @@ class Fault:
     code: int = 500
     seconds: float = 0.0
     path: str = ""
+    body: str = ""
     used: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,20 +55,24 @@ class Fault:
             "code": self.code,
             "seconds": self.seconds,
             "path": self.path,
+            "body": self.body,
         }
 
 
 def parse_fault(spec: Any) -> Fault:
     if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
         raise ControlError(f"/_sim/faults: 'kind' must be one of {', '.join(KINDS)}")
-    count, code, seconds = spec.get("count", 1), spec.get("code", 500), spec.get("seconds", 0)
+    count, seconds, body = spec.get("count", 1), spec.get("seconds", 0), spec.get("body", "")
+    code = spec.get("code", 200 if spec["kind"] == "body" else 500)
     if not isinstance(count, int) or count < 1:
         raise ControlError("/_sim/faults: 'count' must be an integer >= 1")
     if not isinstance(code, int) or not 100 <= code <= 599:
         raise ControlError("/_sim/faults: 'code' must be an HTTP status 100..599")
     if not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
         raise ControlError("/_sim/faults: 'seconds' must be a number 0..3600")
-    return Fault(spec["kind"], count, code, float(seconds), str(spec.get("path", "")))
+    if not isinstance(body, str) or len(body) > MAX_FAULT_BODY_CHARS:
+        raise ControlError("/_sim/faults: 'body' must be a string of at most 16 Mi characters")
+    return Fault(spec["kind"], count, code, float(seconds), str(spec.get("path", "")), body)
 
 
 class FaultQueue:

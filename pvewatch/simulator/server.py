@@ -142,6 +142,9 @@ class SimServer:
     def _fault_reply(self, req: Request, fault: Fault, use: int) -> Reply:
         if fault.kind == "reset":
             return Reply(0, "", reset=True)
+        if fault.kind == "body":
+            reason = "OK" if fault.code == 200 else REASONS.get(fault.code, "Simulated fault")
+            return Reply(fault.code, reason, fault.body.encode())
         if fault.kind == "garbage":
             if use % 2 == 0:
                 return Reply(200, "OK", b"<html><body>Proxy Error</body></html>")

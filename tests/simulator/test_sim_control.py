@@ -129,6 +129,20 @@ def test_garbage_fault(api: httpx.Client, ctl: httpx.Client) -> None:
             json.loads(response.content)
 
 
+@pytest.mark.parametrize(
+    "body", ['{"data": []}', '{"data": {"id": 1}}', "[]", "", "\u00e9 not json"]
+)
+def test_body_fault_answers_that_body(body: str, api: httpx.Client, ctl: httpx.Client) -> None:
+    ctl.post("/faults", json={"kind": "body", "body": body, "count": 2}).raise_for_status()
+    for _ in range(2):
+        response = api.get("/cluster/resources")
+        assert (response.status_code, response.text) == (200, body)
+    assert api.get("/cluster/resources").json()["data"]
+    ctl.post("/faults", json={"kind": "body", "body": "{}", "code": 502}).raise_for_status()
+    assert api.get("/version").status_code == 502
+    assert ctl.post("/faults", json={"kind": "body", "body": 5}).status_code == 400
+
+
 def test_reset_fault_drops_the_connection(api: httpx.Client, ctl: httpx.Client) -> None:
     ctl.post("/faults", json={"kind": "reset", "count": 1})
     with pytest.raises(httpx.TransportError):
