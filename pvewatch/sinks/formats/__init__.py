@@ -15,15 +15,27 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from pvewatch.errors import ConfigError
+from pvewatch.sinks.formats.alertmanager import AlertmanagerFormatter
 from pvewatch.sinks.formats.base import Formatter, Payload
+from pvewatch.sinks.formats.cloudevents import CloudEventsFormatter
+from pvewatch.sinks.formats.discord import DiscordFormatter
+from pvewatch.sinks.formats.gotify import GotifyFormatter
 from pvewatch.sinks.formats.native import NativeFormatter
+from pvewatch.sinks.formats.ntfy import NtfyFormatter
+from pvewatch.sinks.formats.slack import SlackFormatter
+from pvewatch.sinks.formats.teams import TeamsFormatter
 from pvewatch.sinks.formats.template import TemplateFormatter
 
 FormatBuilder = Callable[[str, Mapping[str, object]], Formatter]
 
 
-def _native(sink_name: str, options: Mapping[str, object]) -> Formatter:
-    return NativeFormatter()
+def _alertmanager(sink_name: str, options: Mapping[str, object]) -> Formatter:
+    return AlertmanagerFormatter(sink_name, str(options.get("external_url") or ""))
+
+
+def _ntfy(sink_name: str, options: Mapping[str, object]) -> Formatter:
+    topic = options.get("topic")
+    return NtfyFormatter(topic if isinstance(topic, str) else None)
 
 
 def _template(sink_name: str, options: Mapping[str, object]) -> Formatter:
@@ -38,7 +50,14 @@ def _template(sink_name: str, options: Mapping[str, object]) -> Formatter:
 # gets the sink name and the options `pvewatch.config.routing` validated.
 FORMATS: Mapping[str, FormatBuilder] = MappingProxyType(
     {
-        "native": _native,
+        "native": lambda _name, _options: NativeFormatter(),
+        "cloudevents": lambda _name, _options: CloudEventsFormatter(),
+        "alertmanager": _alertmanager,
+        "slack": lambda _name, _options: SlackFormatter(),
+        "discord": lambda _name, _options: DiscordFormatter(),
+        "teams": lambda _name, _options: TeamsFormatter(),
+        "ntfy": _ntfy,
+        "gotify": lambda _name, _options: GotifyFormatter(),
         "template": _template,
     }
 )
