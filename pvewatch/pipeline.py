@@ -22,7 +22,7 @@ from pvewatch.observe import NullObserver, Observer
 from pvewatch.store import Routing, Store
 from pvewatch.watch import health
 from pvewatch.watch.diff import diff
-from pvewatch.watch.normalize import carry_forward, normalize
+from pvewatch.watch.normalize import carry_forward, implausible, normalize
 
 
 class ResourceSource(Protocol):
@@ -110,6 +110,11 @@ class ClusterWatcher:
         except SourceError as e:
             self._log.warning("cluster %s: poll failed (%s): %s", self.cluster, e.kind, e)
             return await self._failed(e.kind, str(e))
+        problem = implausible(self._snapshot, rows)
+        if problem is not None:
+            # Not an empty cluster: diffing it would report everything removed or moved.
+            self._log.warning("cluster %s: poll failed (bad_response): %s", self.cluster, problem)
+            return await self._failed("bad_response", problem)
         return await self._succeeded(rows, await self._quorate())
 
     async def _quorate(self) -> bool | None:
