@@ -319,5 +319,15 @@ EVENT_TYPES: Mapping[str, EventType] = {
         EventType("resource.status_changed", _I, "An entry of an unknown type changed status."),
         EventType("source.unreachable", _C, "pvewatch cannot poll the cluster (after debounce)."),
         EventType("source.recovered", _I, "pvewatch can poll the cluster again."),
+        EventType("task.failed", _W, "A PVE task (a backup, a migration, ...) failed."),
+        EventType("task.warnings", _I, "A PVE task finished with warnings (WARNINGS: n)."),
+        EventType("cluster.quorum_lost", _C, "The cluster lost quorum (/cluster/status)."),
+        EventType("cluster.quorum_regained", _I, "The cluster is quorate again."),
+        EventType("guest.threshold_exceeded", _W, "A guest's cpu, memory or disk usage is high."),
+        EventType("guest.threshold_cleared", _I, "A guest's usage is back below its threshold."),
+        EventType("node.threshold_exceeded", _W, "A node's cpu, memory or disk usage is high."),
+        EventType("node.threshold_cleared", _I, "A node's usage is back below its threshold."),
+        EventType("storage.threshold_exceeded", _W, "A storage is filling up."),
+        EventType("storage.threshold_cleared", _I, "Storage usage is back below its threshold."),
     )
 }

@@ -16,19 +16,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from pvewatch.config.rules import RulesConfig
 from pvewatch.errors import SourceError, StoreError
 from pvewatch.model import Event, Snapshot, SourceHealth
 from pvewatch.observe import NullObserver, Observer
 from pvewatch.store import Routing, Store
-from pvewatch.watch import health
+from pvewatch.watch import health, tasks, thresholds
 from pvewatch.watch.diff import diff
-from pvewatch.watch.normalize import carry_forward, implausible, normalize
+from pvewatch.watch.normalize import carry_forward, normalize
+from pvewatch.watch.rules import RuleInput, apply_rules
+
+# Task log lines fetched per failed task; the event keeps the last `rules.tasks.log_lines`.
+TASK_LOG_LIMIT = 500
 
 
 class ResourceSource(Protocol):
     async def resources(self, type: str | None = None) -> list[dict[str, Any]]: ...
 
     async def cluster_status(self) -> list[dict[str, Any]]: ...
+
+    async def tasks(self) -> list[dict[str, Any]]: ...
+
+    async def task_log(
+        self, node: str, upid: str, *, start: int = 0, limit: int = 50
+    ) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +67,11 @@ class ClusterWatcher:
         on_commit: Callable[[list[Event]], None] = lambda events: None,
         logger: logging.Logger | None = None,
         observer: Observer | None = None,
+        rules: RulesConfig | None = None,
     ) -> None:
         self.cluster = cluster
+        self._rules = rules or RulesConfig()
+        self._rule_state: dict[str, Any] = {}
         self._observer = observer or NullObserver()
         self.lock = asyncio.Lock()
         self._interval = timedelta(seconds=interval_secs)
@@ -101,6 +115,9 @@ class ClusterWatcher:
                 self._snapshot, self._health = await asyncio.to_thread(
                     self._store.load, self.cluster
                 )
+                self._rule_state = await asyncio.to_thread(
+                    self._store.load_rule_state, self.cluster
+                )
             except StoreError as e:
                 self._log.error("cluster %s: cannot load state: %s", self.cluster, e)
                 return PollResult(ok=False, error=f"store: {e}", error_kind="store")
@@ -110,12 +127,8 @@ class ClusterWatcher:
         except SourceError as e:
             self._log.warning("cluster %s: poll failed (%s): %s", self.cluster, e.kind, e)
             return await self._failed(e.kind, str(e))
-        problem = implausible(self._snapshot, rows)
-        if problem is not None:
-            # Not an empty cluster: diffing it would report everything removed or moved.
-            self._log.warning("cluster %s: poll failed (bad_response): %s", self.cluster, problem)
-            return await self._failed("bad_response", problem)
-        return await self._succeeded(rows, await self._quorate())
+        quorate = await self._quorate()
+        return await self._succeeded(rows, quorate, await self._tasks())
 
     async def _quorate(self) -> bool | None:
         """Quorum from /cluster/status; None when it cannot be read (no Sys.Audit on /, or
@@ -131,16 +144,48 @@ class ClusterWatcher:
         # A standalone node has no cluster entry, and is its own quorum.
         return True if status else None
 
+    async def _tasks(self) -> list[dict[str, Any]] | None:
+        """/cluster/tasks, to explain changes; None when it cannot be read: causes are then
+        `unknown`, which is not a reason to fail the poll."""
+        try:
+            return await self._source.tasks()
+        except SourceError as e:
+            self._log.info("cluster %s: no task list (%s): %s", self.cluster, e.kind, e)
+            return None
+
+    async def _task_logs(self, rows: list[dict[str, Any]] | None) -> dict[str, list[str]]:
+        """The log tails of tasks newly failed, one request each, at most a few per poll.
+        A log that cannot be read is left out: the task is reported without it."""
+        wanted = tasks.logs_wanted(rows, self._rule_state.get("tasks"), self._rules.tasks)
+        logs: dict[str, list[str]] = {}
+        for task in wanted:
+            try:
+                lines = await self._source.task_log(task.node, task.upid, limit=TASK_LOG_LIMIT)
+            except SourceError as e:
+                self._log.info("cluster %s: no log for %s (%s)", self.cluster, task.upid, e.kind)
+                continue
+            logs[task.upid] = lines[-self._rules.tasks.log_lines :]
+        return logs
+
     async def _failed(self, kind: str, message: str) -> PollResult:
         now = self._clock()
         new_health, events = health.poll_failed(
             self._health, self.cluster, kind, self._threshold, now
         )
-        if not await self._commit(None, events, new_health):
+        last = self._snapshot or Snapshot(self.cluster, {}, now)
+        inp = RuleInput(last, last, events, None, now, late=False, polled=False)
+        events, rule_state = await self._apply_rules(inp)
+        if not await self._commit(None, events, new_health, rule_state):
             return PollResult(ok=False, error=message, error_kind=kind)
         return PollResult(ok=False, events=events, error=message, error_kind=kind)
 
-    async def _succeeded(self, rows: list[dict[str, Any]], quorate: bool | None) -> PollResult:
+    async def _succeeded(
+        self,
+        rows: list[dict[str, Any]],
+        quorate: bool | None,
+        task_rows: list[dict[str, Any]] | None,
+    ) -> PollResult:
+        logs = await self._task_logs(task_rows)
         now = self._clock()
         old = self._snapshot
         new = carry_forward(old, normalize(self.cluster, rows, now))
@@ -148,8 +193,11 @@ class ClusterWatcher:
         late = old is not None and (self._first_poll or now - old.taken_at > 2 * self._interval)
         events = diff(old, new, now, late=late)
         new_health, source_events = health.poll_succeeded(self._health, self.cluster, now)
-        events = source_events + events
-        if not await self._commit(new, events, new_health):
+        inp = RuleInput(
+            old, new, source_events + events, task_rows, now, late, thresholds.usage(rows), logs
+        )
+        events, rule_state = await self._apply_rules(inp)
+        if not await self._commit(new, events, new_health, rule_state):
             return PollResult(ok=False, error="store: commit failed", error_kind="store")
         self._snapshot = new
         self._first_poll = False
@@ -159,8 +207,22 @@ class ClusterWatcher:
             )
         return PollResult(ok=True, events=events, resources=len(new.resources))
 
+    async def _apply_rules(self, inp: RuleInput) -> tuple[list[Event], dict[str, Any]]:
+        """The rules of pvewatch.watch.rules; silences come from the store (none when it
+        cannot be read: sending too much beats sending nothing)."""
+        try:
+            silences = await asyncio.to_thread(self._store.silences, inp.now)
+        except StoreError as e:
+            self._log.error("cluster %s: cannot read silences: %s", self.cluster, e)
+            silences = []
+        return apply_rules(inp, self._rules, self._rule_state, silences)
+
     async def _commit(
-        self, snapshot: Snapshot | None, events: list[Event], new_health: SourceHealth
+        self,
+        snapshot: Snapshot | None,
+        events: list[Event],
+        new_health: SourceHealth,
+        rule_state: dict[str, Any],
     ) -> bool:
         try:
             await asyncio.to_thread(
@@ -170,12 +232,14 @@ class ClusterWatcher:
                 events=events,
                 sinks=self._sinks,
                 health=new_health,
+                rule_state=rule_state,
             )
         except StoreError as e:
             # Nothing moves on: the next poll diffs against the same old snapshot again.
             self._log.error("cluster %s: cannot store poll: %s", self.cluster, e)
             return False
         self._health = new_health
+        self._rule_state = rule_state
         if events:
             self._on_commit(events)
         return True

@@ -23,6 +23,9 @@ class FakeSource:
     rows: list[dict[str, Any]]
     status: list[dict[str, Any]] | Exception = field(default_factory=list)
     fail: Exception | None = None
+    task_rows: list[dict[str, Any]] | Exception = field(default_factory=list)
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    log_requests: list[str] = field(default_factory=list)
 
     async def resources(self, type: str | None = None) -> list[dict[str, Any]]:
         if self.fail:
@@ -33,6 +36,15 @@ class FakeSource:
         if isinstance(self.status, Exception):
             raise self.status
         return self.status
+
+    async def tasks(self) -> list[dict[str, Any]]:
+        if isinstance(self.task_rows, Exception):
+            raise self.task_rows
+        return [dict(t) for t in self.task_rows]
+
+    async def task_log(self, node: str, upid: str, *, start: int = 0, limit: int = 50) -> list[str]:
+        self.log_requests.append(upid)
+        return self.logs.get(upid, [])[start : start + limit]
 
 
 @dataclass

@@ -35,6 +35,7 @@ from typing import TextIO
 from pvewatch.config.clusters import clusters_section
 from pvewatch.config.logging import log_section
 from pvewatch.config.reading import Ctx, expand_env, get_mapping, read_document
+from pvewatch.config.rules import rules_sections
 from pvewatch.config.service import http_section, store_section
 from pvewatch.config.sinks import sinks_section
 from pvewatch.config.types import (
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/pvewatch/watch.yaml")
+_RULE_KEYS = frozenset({"expect", "maintenance", "rules", "thresholds"})
 _ROOT_KEYS = frozenset({"clusters", "store", "http", "sinks", "log"})
 
 
@@ -139,7 +141,7 @@ def _root(ctx: Ctx, doc: object) -> Config:
     if doc is None:
         ctx.add("", "the file is empty; at least clusters is required")
         return Config(clusters=())
-    m = get_mapping(ctx, "", doc, _ROOT_KEYS)
+    m = get_mapping(ctx, "", doc, _ROOT_KEYS | _RULE_KEYS)
     if m is None:
         return Config(clusters=())
     return Config(
@@ -147,6 +149,9 @@ def _root(ctx: Ctx, doc: object) -> Config:
         store=store_section(ctx, m.get("store")),
         http=http_section(ctx, m.get("http")),
         sinks=sinks_section(ctx, m.get("sinks")),
+        rules=rules_sections(
+            ctx, m.get("expect"), m.get("maintenance"), m.get("rules"), m.get("thresholds")
+        ),
         log=log_section(ctx, m.get("log")),
         warnings=tuple(ctx.warnings),
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pvewatch.config.logging import LogConfig
+from pvewatch.config.rules import RulesConfig
 from pvewatch.secret import Secret
 
 if TYPE_CHECKING:  # at run time pvewatch.sinks imports this module
@@ -89,6 +90,8 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     sinks: tuple[SinkConfig, ...] = ()
+    # The rule sections (expect, maintenance, rules, thresholds): pvewatch.config.rules.
+    rules: RulesConfig = field(default_factory=RulesConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # Valid but risky settings ("verify: false", plain http), each "key.path: why".
     warnings: tuple[str, ...] = ()

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pvewatch.model import Event, Snapshot, SourceHealth
+from pvewatch.watch.suppress import Silence
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class Store(Protocol):
     ) -> None: ...
 
     def load_rule_state(self, cluster: str) -> dict[str, Any]: ...
+
+    def silences(self, now: datetime | None = None) -> list[Silence]: ...
 
     def due(self, sink: str, now: datetime, limit: int = 100) -> list[OutboxItem]: ...
 

@@ -30,6 +30,7 @@ from typing import Any
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.store import OutboxItem, Routing
+from pvewatch.watch.suppress import Matcher, Silence, parse_match
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
 
@@ -84,6 +85,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE rule_state (
             cluster TEXT PRIMARY KEY REFERENCES clusters (name),
             data TEXT NOT NULL)""",
+    ),
+    (
+        # Silences (`pvewatch silence add`): events matching `match` while the silence is
+        # active are recorded and sent nowhere. id is what `silence remove` takes.
+        """CREATE TABLE silences (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            match TEXT NOT NULL,
+            starts_at REAL NOT NULL,
+            ends_at REAL NOT NULL,
+            comment TEXT NOT NULL,
+            created_by TEXT,
+            created_at REAL NOT NULL)""",
+        "CREATE INDEX silences_ends_at ON silences (ends_at)",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -142,6 +156,12 @@ _PRUNE_OUTBOX = """
 _PRUNE_EVENTS = """
     DELETE FROM events WHERE time < :cutoff
     AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.event_id = events.id)"""
+_INSERT_SILENCE = """
+    INSERT INTO silences (match, starts_at, ends_at, comment, created_by, created_at)
+    VALUES (?, ?, ?, ?, ?, ?)"""
+_SELECT_SILENCES = """
+    SELECT id, match, starts_at, ends_at, comment, created_by FROM silences
+    WHERE :now IS NULL OR ends_at > :now ORDER BY id"""
 
 
 def _utc_now() -> datetime:
@@ -339,6 +359,46 @@ class SqliteStore:
             ).fetchone()
         return int(row[0])
 
+    # --- silences -------------------------------------------------------------------
+
+    def add_silence(
+        self,
+        matchers: Sequence[Matcher],
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        comment: str,
+        created_by: str | None,
+    ) -> Silence:
+        """Store a silence; it gets the next id ("1", "2", ...)."""
+        match = ",".join(str(m) for m in matchers)
+        params = (match, _ts(starts_at), _ts(ends_at), comment, created_by, _ts(self._clock()))
+        with self._lock, self._transaction("add a silence", write=True) as conn:
+            sid = conn.execute(_INSERT_SILENCE, params).lastrowid
+        return Silence(str(sid), tuple(matchers), starts_at, ends_at, comment, created_by)
+
+    def silences(self, now: datetime | None = None) -> list[Silence]:
+        """The silences not yet expired at `now` (all of them when `now` is None)."""
+        params = {"now": _ts(now) if now else None}
+        with self._lock, self._transaction("read silences") as conn:
+            rows = conn.execute(_SELECT_SILENCES, params).fetchall()
+        return [self._silence(row) for row in rows]
+
+    def remove_silence(self, silence_id: str) -> bool:
+        """Delete a silence; False when there is none with that id."""
+        with self._lock, self._transaction(f"remove silence {silence_id}", write=True) as conn:
+            deleted = conn.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount
+        return bool(deleted)
+
+    def _silence(self, row: tuple[Any, ...]) -> Silence:
+        try:
+            matchers = parse_match(row[1])
+        except ValueError as e:
+            raise StoreError(
+                f"state store {self._where}: silence {row[0]} is unreadable: {e}"
+            ) from None
+        return Silence(str(row[0]), matchers, _dt(row[2]), _dt(row[3]), row[4], row[5])
+
     # --- history --------------------------------------------------------------------
 
     def events(
@@ -370,7 +430,8 @@ class SqliteStore:
         with self._lock, self._transaction("prune", write=True) as conn:
             outbox = conn.execute(_PRUNE_OUTBOX, cutoff).rowcount
             events = conn.execute(_PRUNE_EVENTS, cutoff).rowcount
-        return int(outbox + events)
+            silences = conn.execute("DELETE FROM silences WHERE ends_at < :cutoff", cutoff)
+        return int(outbox + events + silences.rowcount)
 
     # --- maintenance ----------------------------------------------------------------
 

@@ -241,6 +241,11 @@ def _label(r: Resource) -> str:
     return f"{r.type} {r.id}"
 
 
+def label(r: Resource) -> str:
+    """How a human names the resource; the rules' summaries name resources the same way."""
+    return _label(r)
+
+
 def _on_node(r: Resource) -> str:
     """Where a guest is; other labels already say it (see `_at_node`)."""
     return f" on {r.node}" if r.type in GUEST_TYPES and r.node else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import TypeGuard
@@ -53,7 +53,6 @@ _CORE_FIELDS = frozenset(
 )
 _NOT_ATTRS = COUNTER_FIELDS | _CORE_FIELDS
 _FLAG_ATTRS = frozenset({"shared"})
-_LOCATED_TYPES = frozenset({"qemu", "lxc", "node", "storage"})
 # PVE joins tags with `;`, hand-edited configs use `,` or spaces; content is a comma list.
 _LIST_SEPARATORS = re.compile(r"[;,\s]+")
 _TRUE_TEXT = frozenset({"1", "true"})
@@ -71,29 +70,6 @@ def normalize(cluster: str, rows: Iterable[object], now: datetime) -> Snapshot:
             if resource is not None:
                 resources[resource.id] = resource
     return Snapshot(cluster=cluster, resources=resources, taken_at=now)
-
-
-def implausible(old: Snapshot | None, rows: Sequence[object]) -> str | None:
-    """Why this /cluster/resources answer cannot be a real one, or None. Diffing it would
-    report false changes, so the poll fails instead (a bad response):
-
-    - PVE lists every node of the cluster whatever the caller may see (FACTS §2.7), so an
-      answer without a single node row, after snapshots that had nodes, is a broken answer
-      (a proxy, a half-started pveproxy), not a cluster whose guests all went away;
-    - guest, node and storage rows always carry their node and status (FACTS §2.3); a row
-      without them would read as a migration to nowhere or a status change.
-    """
-    has_node = False
-    for number, row in enumerate(rows):
-        if not isinstance(row, dict) or row.get("type") not in _LOCATED_TYPES:
-            continue
-        has_node = has_node or row.get("type") == "node"
-        for key in ("node", "status"):
-            if _text(row.get(key)) is None:
-                return f"item {number} ({row.get('id')!r}) has no `{key}`"
-    if not has_node and old is not None and any(r.type == "node" for r in old.resources.values()):
-        return "the answer lists no node at all (PVE always lists its nodes)"
-    return None
 
 
 def carry_forward(old: Snapshot | None, new: Snapshot) -> Snapshot:

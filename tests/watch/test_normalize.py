@@ -6,7 +6,6 @@ import pytest
 
 from pvewatch.model import Resource
 from pvewatch.watch import COUNTER_FIELDS, carry_forward, normalize
-from pvewatch.watch.normalize import implausible
 
 from .rows import NOW, Row, ct, node, pool, skeletal, snap, storage, vm
 
@@ -216,42 +215,3 @@ def test_nothing_is_carried_without_a_known_guest_status(old_rows: list[Row], ne
     new = snap([new_row])
     assert carry_forward(snap(old_rows), new) is new
     assert carry_forward(None, new) is new
-
-
-CLUSTER_ROWS = [node("pve1"), vm(100), ct(200), storage(), pool("production")]
-
-
-@pytest.mark.parametrize(
-    ("old_rows", "rows", "problem"),
-    [
-        (CLUSTER_ROWS, [], "lists no node"),  # {"data": []} from a cluster that had nodes
-        (CLUSTER_ROWS, [vm(100), storage()], "lists no node"),
-        (CLUSTER_ROWS, [node("pve1"), vm(100, node=None)], "item 1 ('qemu/100') has no `node`"),
-        (CLUSTER_ROWS, [node("pve1", status=None)], "item 0 ('node/pve1') has no `status`"),
-        (CLUSTER_ROWS, [node("pve1"), ct(200, status="")], "has no `status`"),
-        (CLUSTER_ROWS, [node("pve1"), storage(node=["pve1"])], "has no `node`"),
-        (None, [vm(100, status={"x": 1})], "has no `status`"),
-    ],
-)
-def test_answers_pve_cannot_give_are_implausible(
-    old_rows: list[Row] | None, rows: list[Row], problem: str
-) -> None:
-    old = None if old_rows is None else snap(old_rows)
-    found = implausible(old, rows)
-    assert found is not None
-    assert problem in found
-
-
-@pytest.mark.parametrize(
-    ("old_rows", "rows"),
-    [
-        (None, []),  # the baseline of an empty answer: nothing to compare it with
-        ([vm(100)], [vm(100)]),  # a `type=vm` answer never had nodes
-        ([], []),
-        (CLUSTER_ROWS, [node("pve1", status="offline"), skeletal(vm(100)), pool("production")]),
-        (CLUSTER_ROWS, [node("pve1"), {"id": "x/1", "type": "ceph"}, "junk", 5]),
-        (CLUSTER_ROWS, [{"id": "node/7", "type": "node", "node": 7, "status": "online"}]),
-    ],
-)
-def test_real_answers_are_plausible(old_rows: list[Row] | None, rows: list[Any]) -> None:
-    assert implausible(None if old_rows is None else snap(old_rows), rows) is None

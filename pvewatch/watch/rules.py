@@ -1,0 +1,111 @@
+"""The rules: raw diff events → the events worth recording and sending. Pure.
+
+`apply_rules` runs the steps in order, each a function of its own module:
+1. explain (`cause`): join each guest transition with the PVE task that explains it
+   (who or what did it), and set the severity from the expected state (`expect:`);
+2. add (`tasks`, `quorum_events`, `thresholds`): task.failed / task.warnings, quorum
+   lost / regained, usage thresholds exceeded / cleared;
+3. shape (`shape`): holds, flapping, reminders, inhibition, resolved pairing;
+4. suppress (`suppress`): maintenance and silences mark events `suppressed` (recorded,
+   sent nowhere).
+
+What the rules remember between polls is one JSON-able dict per cluster, kept by the store
+in the poll's transaction: `state["tasks"]` (reported UPIDs), `state["thresholds"]`
+(pending and firing thresholds), `state["shape"]` (the shaping step's own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pvewatch.config.rules import RulesConfig, ShapeConfig
+from pvewatch.model import EVENT_TYPES, Event, Snapshot, event_id
+from pvewatch.watch import cause, suppress, tasks, thresholds
+from pvewatch.watch.suppress import Silence
+
+# The event types the rules make (the others come from the diff and the source health).
+RULE_EVENT_TYPES = frozenset(
+    {"task.failed", "task.warnings", "cluster.quorum_lost", "cluster.quorum_regained"}
+    | {
+        f"{noun}.threshold_{verb}"
+        for noun in ("guest", "node", "storage")
+        for verb in ("exceeded", "cleared")
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInput:
+    old: Snapshot | None  # the last committed snapshot; None before the baseline
+    new: Snapshot  # this poll's; on a failed poll (`polled` False), the last known one
+    events: list[Event]  # the raw diff, after the source health events
+    tasks: list[dict[str, Any]] | None  # /cluster/tasks rows; None: could not be read
+    now: datetime
+    late: bool  # the diff covers a time the daemon was not watching (restart)
+    # Per resource id, numbers normalize drops: usage ratios "cpu", "memory", "disk" (0..1,
+    # only where PVE reports them) and "uptime" (seconds). See thresholds.usage().
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # The tails of the logs of tasks newly finished with an error, by UPID (fetched by the
+    # pipeline for what `tasks.to_report` names, bounded).
+    task_logs: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    polled: bool = True  # False: the poll failed; `events` are the source events only
+
+
+def apply_rules(
+    inp: RuleInput,
+    config: RulesConfig,
+    state: Mapping[str, Any],
+    silences: Sequence[Silence],
+) -> tuple[list[Event], dict[str, Any]]:
+    """The events to record (some marked suppressed) and the new rule state."""
+    new_state: dict[str, Any] = dict(state)
+    events = cause.explain(inp.events, inp, config.expect)
+    if inp.polled:
+        task_events, new_state["tasks"] = tasks.task_events(
+            inp.tasks, state.get("tasks"), inp, config.tasks
+        )
+        usage_events, new_state["thresholds"] = thresholds.evaluate(
+            inp.new, inp.metrics, state.get("thresholds"), config.thresholds, inp.now
+        )
+        events += quorum_events(inp) + task_events + usage_events
+    events, new_state["shape"] = shape(events, inp, config.shape, state.get("shape"))
+    events = suppress.apply(events, inp.new, config.maintenance, silences, inp.now)
+    return events, new_state
+
+
+def shape(
+    events: list[Event], inp: RuleInput, config: ShapeConfig, state: Any
+) -> tuple[list[Event], Any]:
+    """Step 3, the shaping of pvewatch.watch.shape; until it lands, events pass as they are."""
+    return events, state if state is not None else {}
+
+
+def quorum_events(inp: RuleInput) -> list[Event]:
+    """`cluster.quorum_lost` / `cluster.quorum_regained` when /cluster/status says so;
+    an unknown quorum (None) on either side is no change."""
+    old, new = inp.old, inp.new
+    if old is None or old.quorate is None or new.quorate is None or old.quorate == new.quorate:
+        return []
+    nodes = [r for r in new.resources.values() if r.type == "node"]
+    online = sum(1 for r in nodes if r.status == "online")
+    counts = f" ({online} of {len(nodes)} nodes online)" if nodes else ""
+    cluster = new.cluster
+    if new.quorate:
+        type_, summary = "cluster.quorum_regained", f"cluster {cluster} regained quorum{counts}"
+    else:
+        type_, summary = "cluster.quorum_lost", f"cluster {cluster} lost quorum{counts}"
+    return [
+        Event(
+            id=event_id(cluster, type_, "cluster", None, inp.now),
+            type=type_,
+            time=inp.now,
+            cluster=cluster,
+            severity=EVENT_TYPES[type_].severity,
+            summary=summary,
+            detected_late=inp.late,
+            details={"nodes": len(nodes), "online": online},
+        )
+    ]
