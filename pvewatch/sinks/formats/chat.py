@@ -54,7 +54,9 @@ def digest(events: Sequence[Event]) -> Digest:
     else:
         rest = [e for e in events if e is not lead]
         title += f", and {len(rest)} more: {_kinds(rest)}"
-        lines = tuple(event_line(e, len(clusters) > 1) for e in events)
+        # Most severe first (stable: in order of time among equals), so a cut keeps them.
+        ordered = sorted(events, key=_rank, reverse=True)
+        lines = tuple(event_line(e, len(clusters) > 1) for e in ordered)
     return Digest(
         title=title,
         lines=lines,
@@ -154,24 +156,22 @@ def fit_lines(
     max_lines: int = MAX_LINES,
 ) -> str:
     """As many whole lines as fit in `limit` (and `max_lines`), then "… and N more"."""
+    whole = sep.join(lines)
+    if len(lines) <= max_lines and measure(whole) <= limit:
+        return whole
+    if len(lines) == 1:
+        return truncate(whole, limit, measure)
     kept: list[str] = []
-    for i, line in enumerate(lines):
-        rest = len(lines) - i - 1
-        more = [f"… and {rest} more"] if rest else []
-        candidate = sep.join([*kept, line, *more])
-        if i >= max_lines or measure(candidate) > limit:
+    for line in lines[:max_lines]:
+        more = f"… and {len(lines) - len(kept) - 1} more"
+        if measure(sep.join([*kept, line, more])) > limit:
             break
         kept.append(line)
-    missing = len(lines) - len(kept)
-    if missing == 0:
-        return sep.join(kept)
-    tail = f"… and {missing} more"
-    if len(lines) == 1:
-        return truncate(lines[0], limit, measure)
-    if not kept:  # not even one line fits whole: cut the first one
-        head = truncate(lines[0], limit - measure(sep + tail), measure)
-        return truncate(sep.join(x for x in (head, tail) if x), limit, measure)
-    return sep.join([*kept, tail])
+    if not kept:  # not even one line fits whole beside the tail: cut the first one
+        more = f"… and {len(lines) - 1} more"
+        head = truncate(lines[0], limit - measure(sep + more), measure)
+        return truncate(sep.join(x for x in (head, more) if x), limit, measure)
+    return sep.join([*kept, f"… and {len(lines) - len(kept)} more"])
 
 
 class ChatFormatter:

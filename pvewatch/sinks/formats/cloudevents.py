@@ -35,7 +35,7 @@ def body(event: Event) -> dict[str, object]:
     ce: dict[str, object] = {
         "specversion": "1.0",
         "id": event.id,
-        "source": "pvewatch://" + quote(event.cluster, safe=""),
+        "source": "pvewatch://" + quote(event.cluster.encode("utf-8", "backslashreplace"), safe=""),
         "type": TYPE_PREFIX + event.type,
         "time": format_time(event.time),
         "datacontenttype": "application/json",
