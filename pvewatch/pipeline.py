@@ -23,7 +23,7 @@ from pvewatch.observe import NullObserver, Observer
 from pvewatch.store import Routing, Store
 from pvewatch.watch import health, tasks, thresholds
 from pvewatch.watch.diff import diff
-from pvewatch.watch.normalize import carry_forward, normalize
+from pvewatch.watch.normalize import carry_forward, implausible, normalize
 from pvewatch.watch.rules import RuleInput, apply_rules
 
 # Task log lines fetched per failed task; the event keeps the last `rules.tasks.log_lines`.
@@ -127,6 +127,11 @@ class ClusterWatcher:
         except SourceError as e:
             self._log.warning("cluster %s: poll failed (%s): %s", self.cluster, e.kind, e)
             return await self._failed(e.kind, str(e))
+        problem = implausible(self._snapshot, rows)
+        if problem is not None:
+            # Not an empty cluster: diffing it would report everything removed or moved.
+            self._log.warning("cluster %s: poll failed (bad_response): %s", self.cluster, problem)
+            return await self._failed("bad_response", problem)
         quorate = await self._quorate()
         return await self._succeeded(rows, quorate, await self._tasks())
 

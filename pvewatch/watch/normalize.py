@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TypeGuard
@@ -53,6 +53,9 @@ _CORE_FIELDS = frozenset(
 )
 _NOT_ATTRS = COUNTER_FIELDS | _CORE_FIELDS
 _FLAG_ATTRS = frozenset({"shared"})
+# The fields an implausible() check requires of a row, by type.
+_REQUIRED = {"qemu": ("node",), "lxc": ("node",), "node": ("node", "status")}
+_REQUIRED["storage"] = _REQUIRED["node"]
 # PVE joins tags with `;`, hand-edited configs use `,` or spaces; content is a comma list.
 _LIST_SEPARATORS = re.compile(r"[;,\s]+")
 _TRUE_TEXT = frozenset({"1", "true"})
@@ -72,6 +75,34 @@ def normalize(cluster: str, rows: Iterable[object], now: datetime) -> Snapshot:
     return Snapshot(cluster=cluster, resources=resources, taken_at=now)
 
 
+def implausible(old: Snapshot | None, rows: Sequence[object]) -> str | None:
+    """Why this /cluster/resources answer cannot be a real one, or None. Diffing it would
+    report false changes, so the poll fails instead (a bad response):
+
+    - PVE lists every node of the cluster whatever the caller may see (FACTS §2.7), so an
+      empty answer, or one without a single node row after snapshots that had nodes, is a
+      broken answer (a proxy, a half-started pveproxy), not a cluster whose guests all
+      went away. An empty first answer is refused too: as a baseline, it would make the
+      next good poll report every resource as added;
+    - guest, node and storage rows always carry their node, and node and storage rows
+      their status (FACTS §2.3); a row without them would read as a migration to nowhere
+      or a status change. (A guest row without status is "no information", as `unknown`.)
+    """
+    if not rows:
+        return "the answer is an empty list (PVE always lists its nodes)"
+    has_node = False
+    for number, row in enumerate(rows):
+        if not isinstance(row, dict) or row.get("type") not in _REQUIRED:
+            continue
+        has_node = has_node or row.get("type") == "node"
+        for key in _REQUIRED[row["type"]]:
+            if _text(row.get(key)) is None:
+                return f"item {number} ({row.get('id')!r}) has no `{key}`"
+    if not has_node and old is not None and any(r.type == "node" for r in old.resources.values()):
+        return "the answer lists no node at all (PVE always lists its nodes)"
+    return None
+
+
 def carry_forward(old: Snapshot | None, new: Snapshot) -> Snapshot:
     """Keep the last known status (and name, template) of guests that PVE now reports as
     `unknown`: that status means "no metrics" (node silent for > 5 min, or a guest created
@@ -81,7 +112,8 @@ def carry_forward(old: Snapshot | None, new: Snapshot) -> Snapshot:
         return new
     carried: dict[str, Resource] | None = None
     for rid, resource in new.resources.items():
-        if resource.status != "unknown" or resource.type not in GUEST_TYPES:
+        # A guest row without status says no more than `unknown` does.
+        if resource.status not in (None, "unknown") or resource.type not in GUEST_TYPES:
             continue
         before = old.resources.get(rid)
         if before is None or before.status in (None, "unknown"):

@@ -6,6 +6,7 @@ import pytest
 
 from pvewatch.model import Resource
 from pvewatch.watch import COUNTER_FIELDS, carry_forward, normalize
+from pvewatch.watch.normalize import implausible
 
 from .rows import NOW, Row, ct, node, pool, skeletal, snap, storage, vm
 
@@ -215,3 +216,51 @@ def test_nothing_is_carried_without_a_known_guest_status(old_rows: list[Row], ne
     new = snap([new_row])
     assert carry_forward(snap(old_rows), new) is new
     assert carry_forward(None, new) is new
+
+
+CLUSTER_ROWS = [node("pve1"), vm(100), ct(200), storage(), pool("production")]
+
+
+@pytest.mark.parametrize(
+    ("old_rows", "rows", "problem"),
+    [
+        (CLUSTER_ROWS, [], "empty list"),  # {"data": []} from a cluster that had nodes
+        (CLUSTER_ROWS, [vm(100), storage()], "lists no node"),
+        (CLUSTER_ROWS, [node("pve1"), vm(100, node=None)], "item 1 ('qemu/100') has no `node`"),
+        (CLUSTER_ROWS, [node("pve1", status=None)], "item 0 ('node/pve1') has no `status`"),
+        (CLUSTER_ROWS, [node("pve1"), ct(200, node="")], "has no `node`"),
+        (CLUSTER_ROWS, [node("pve1"), storage(status=False)], "has no `status`"),
+        (CLUSTER_ROWS, [node("pve1"), storage(node=["pve1"])], "has no `node`"),
+        (None, [node("pve1", status={"x": 1})], "has no `status`"),
+        (None, [], "empty list"),  # an empty baseline would make everything "added" later
+        ([], [], "empty list"),
+    ],
+)
+def test_answers_pve_cannot_give_are_implausible(
+    old_rows: list[Row] | None, rows: list[Row], problem: str
+) -> None:
+    old = None if old_rows is None else snap(old_rows)
+    found = implausible(old, rows)
+    assert found is not None
+    assert problem in found
+
+
+@pytest.mark.parametrize(
+    ("old_rows", "rows"),
+    [
+        ([vm(100)], [vm(100)]),  # a `type=vm` answer (a captured one) never had nodes
+        (None, [vm(100)]),
+        (CLUSTER_ROWS, [node("pve1"), vm(100, status=None)]),  # no status: no information
+        (CLUSTER_ROWS, [node("pve1", status="offline"), skeletal(vm(100)), pool("production")]),
+        (CLUSTER_ROWS, [node("pve1"), {"id": "x/1", "type": "ceph"}, "junk", 5]),
+        (CLUSTER_ROWS, [{"id": "node/7", "type": "node", "node": 7, "status": "online"}]),
+    ],
+)
+def test_real_answers_are_plausible(old_rows: list[Row] | None, rows: list[Any]) -> None:
+    assert implausible(None if old_rows is None else snap(old_rows), rows) is None
+
+
+def test_a_guest_row_without_status_is_no_information() -> None:
+    old = snap([vm(100, status="running")])
+    new = carry_forward(old, snap([vm(100, status=None)]))
+    assert new.resources["qemu/100"].status == "running"
