@@ -329,5 +329,21 @@ EVENT_TYPES: Mapping[str, EventType] = {
         EventType("node.threshold_cleared", _I, "A node's usage is back below its threshold."),
         EventType("storage.threshold_exceeded", _W, "A storage is filling up."),
         EventType("storage.threshold_cleared", _I, "Storage usage is back below its threshold."),
+        EventType("guest.flapping", _W, "A guest changed status too often; quiet until stable."),
+        EventType(
+            "guest.flapping_ended",
+            _I,
+            "A flapping guest is stable again (warning if it settled stopped).",
+        ),
+        EventType("node.flapping", _W, "A node changed status too often; quiet until stable."),
+        EventType(
+            "node.flapping_ended", _I, "A flapping node is stable again (warning if offline)."
+        ),
+        EventType("storage.flapping", _W, "A storage changed status too often."),
+        EventType(
+            "storage.flapping_ended",
+            _I,
+            "A flapping storage is stable again (warning if unavailable).",
+        ),
     )
 }

@@ -2,6 +2,8 @@
 `source.unreachable` event, and the first good poll after it into one `source.recovered`.
 
 Pure: the caller passes the stored `SourceHealth` and `now`, and stores what comes back.
+`source.unreachable` starts the condition `source.unreachable`; the shaping step
+(`watch.shape`) keeps it open and marks the `source.recovered` that `resolves` it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def _source_event(
         cluster=cluster,
         severity=EVENT_TYPES[type_].severity,
         summary=summary,
+        condition="source.unreachable" if type_ == "source.unreachable" else None,
         details={k: v for k, v in details.items() if isinstance(v, str | int | float)},
     )
 

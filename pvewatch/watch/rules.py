@@ -24,6 +24,7 @@ from typing import Any
 from pvewatch.config.rules import RulesConfig, ShapeConfig
 from pvewatch.model import EVENT_TYPES, Event, Snapshot, event_id
 from pvewatch.watch import cause, suppress, tasks, thresholds
+from pvewatch.watch.shape import SHAPE_EVENT_TYPES
 from pvewatch.watch.suppress import Silence
 
 # The event types the rules make (the others come from the diff and the source health).
@@ -34,6 +35,7 @@ RULE_EVENT_TYPES = frozenset(
         for noun in ("guest", "node", "storage")
         for verb in ("exceeded", "cleared")
     }
+    | SHAPE_EVENT_TYPES
 )
 
 
