@@ -8,6 +8,7 @@
     │   └── SourceBadResponse    not JSON, no `data`, wrong types
     ├── StoreError               the state store cannot be read or written
     └── SinkError                one delivery attempt failed; `retryable` says if retrying can help
+        └── SinkGone             the receiver says the endpoint is gone (HTTP 410): disable the sink
 
 Foreign exceptions (httpx, ssl, sqlite3, ...) are translated into these at the module
 boundary that owns the library; nothing from a layer below leaks upward. Messages never
@@ -66,3 +67,11 @@ class SinkError(PvewatchError):
         self.retryable = retryable
         self.retry_after_secs = retry_after_secs
         super().__init__(message)
+
+
+class SinkGone(SinkError):
+    """The receiver says the endpoint is gone for good (HTTP 410): delivery disables the
+    sink and keeps its events queued until pvewatch is restarted."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
