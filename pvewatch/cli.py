@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import re
 import signal
@@ -37,9 +36,26 @@ def _add_config_flag(p: argparse.ArgumentParser) -> None:
 def _add_log_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-level",
-        default="info",
         choices=("debug", "info", "warning", "error"),
-        help="level of pvewatch's own log on stderr (default: info)",
+        help="level of pvewatch's own log on stderr (default: log.level, else info)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text lines or JSON lines (default: log.format, else text)",
+    )
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, what: str, example: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with an example."""
+    return sub.add_parser(
+        name,
+        help=what,
+        description=what[0].upper() + what[1:] + ".",
+        epilog="example:\n  " + example.replace("\n", "\n  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
 
@@ -66,24 +82,53 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pvewatch",
         description="Watch Proxmox VE clusters and send every change to webhooks, logs "
         "and Prometheus.",
+        epilog="examples:\n  pvewatch demo\n  pvewatch check-config --connect -c watch.yaml\n"
+        "  pvewatch run -c /etc/pvewatch/watch.yaml\n"
+        "run `pvewatch COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pvewatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("check-config", help="validate a config file and summarize it")
+    p = _command(
+        sub,
+        "check-config",
+        "validate a config file and summarize it; with --connect, also try every cluster "
+        "endpoint and sink",
+        "pvewatch check-config --connect -c /etc/pvewatch/watch.yaml",
+    )
     _add_config_flag(p)
+    p.add_argument(
+        "--connect",
+        action="store_true",
+        help="connect to each endpoint (TLS, auth, PVE version, what the token sees) and "
+        "each sink (no request sent); exit 1 if one cannot work",
+    )
 
-    p = sub.add_parser("run", help="watch the configured clusters until stopped")
-    _add_config_flag(p)
-    _add_log_flag(p)
-
-    p = sub.add_parser(
-        "once", help="poll every cluster once, deliver what is pending, exit (for cron)"
+    p = _command(
+        sub,
+        "run",
+        "watch the configured clusters until stopped",
+        "pvewatch run -c /etc/pvewatch/watch.yaml --log-format json",
     )
     _add_config_flag(p)
     _add_log_flag(p)
 
-    p = sub.add_parser("events", help="show recent events from the state store")
+    p = _command(
+        sub,
+        "once",
+        "poll every cluster once, deliver what is pending, exit (for cron)",
+        "pvewatch once -c /etc/pvewatch/watch.yaml || echo 'a cluster could not be polled'",
+    )
+    _add_config_flag(p)
+    _add_log_flag(p)
+
+    p = _command(
+        sub,
+        "events",
+        "show recent events from the state store",
+        "pvewatch events --since 2h --type 'guest.*' --cluster prod --json",
+    )
     _add_config_flag(p)
     p.add_argument("--since", default="1h", help="how far back: 30m, 1h, 2d or an ISO time")
     p.add_argument(
@@ -93,8 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000, metavar="N")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    p = sub.add_parser(
-        "demo", help="run the simulator with churn and a watcher against it, print events"
+    p = _command(
+        sub,
+        "demo",
+        "run the simulator with churn and a watcher against it, print events",
+        "pvewatch demo --duration 60 --churn 30",
     )
     p.add_argument("--duration", type=float, metavar="SECS", help="stop by itself after SECS")
     p.add_argument("--guests", type=int, default=12, metavar="N")
@@ -102,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=2.0, metavar="SECS")
     _add_log_flag(p)
 
-    p = sub.add_parser("simulate", help="serve a simulated PVE cluster API (for demos and tests)")
+    p = _command(
+        sub,
+        "simulate",
+        "serve a simulated PVE cluster API (for demos and tests)",
+        "pvewatch simulate --listen 127.0.0.1:8006 --guests 50 --churn 10 \\\n"
+        "    --token 'pvewatch@pve!demo=3f0c9b3e-4a57-4d8e-9d0b-0f6f5c1d2e3a'",
+    )
     p.add_argument("--listen", default="127.0.0.1:8006", metavar="HOST:PORT")
     p.add_argument("--nodes", type=int, default=3, metavar="N")
     p.add_argument("--guests", type=int, default=20, metavar="N", help="qemu+lxc mix")
@@ -140,7 +194,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECS",
         help="delay of 401 answers (PVE: about 3)",
     )
+    _api_parser(sub)
     return parser
+
+
+def _api_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _command(
+        sub,
+        "api",
+        "read the PVE API like `pvesh get`, through the configured auth and TLS (read-only)",
+        "pvewatch api get /nodes --cluster prod",
+    )
+    # GET is the only method there is: nothing typed here can change a cluster.
+    methods = p.add_subparsers(dest="method", metavar="METHOD", required=True)
+    g = _command(
+        methods,
+        "get",
+        "GET an API path and print its data",
+        "pvewatch api get '/cluster/resources?type=vm' -o json",
+    )
+    g.add_argument("path", metavar="PATH", help="below /api2/json, e.g. /cluster/status")
+    g.add_argument("--cluster", metavar="NAME", help="default: the first configured cluster")
+    g.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _add_config_flag(g)
 
 
 def _load(path: Path) -> Config | None:
@@ -153,15 +229,13 @@ def _load(path: Path) -> Config | None:
         return None
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Their INFO lines (every job run, every request) drown what matters.
-    for noisy in ("apscheduler", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
+def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
+    """The flag wins over the config's `log:`, which wins over the defaults."""
+    from pvewatch.config.logging import LogConfig
+    from pvewatch.logs import setup_logging
+
+    log = config.log if config is not None else LogConfig()
+    setup_logging(args.log_level or log.level, args.log_format or log.format, os.environ)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -207,17 +281,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("run", "once"):
         from pvewatch import daemon
 
-        _setup_logging(args.log_level)
         config = _load(_config_path(args.config))
         if config is None:
             return 2
+        _setup_logging(args, config)
         return asyncio.run(daemon.run(config) if args.command == "run" else daemon.once(config))
     if args.command == "events":
         return _events(args)
     if args.command == "demo":
         from pvewatch.demo import run_demo
 
-        _setup_logging(args.log_level)
+        _setup_logging(args, None)
         return run_demo(
             duration_secs=args.duration,
             guests=args.guests,
@@ -226,8 +300,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "check-config":
         from pvewatch.config import check_config
+        from pvewatch.operate.connect import check_and_connect
 
-        return check_config(_config_path(args.config), os.environ, sys.stdout, sys.stderr)
+        check = check_and_connect if args.connect else check_config
+        return check(_config_path(args.config), os.environ, sys.stdout, sys.stderr)
+    if args.command == "api":
+        from pvewatch.operate.api import api_command
+
+        return api_command(
+            _config_path(args.config),
+            os.environ,
+            args.path,
+            cluster=args.cluster,
+            output=args.output,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
     if args.command == "simulate":
         from pvewatch.simulator import SimOptions
         from pvewatch.simulator.server import serve_forever

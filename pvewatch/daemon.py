@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import random
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from pvewatch.pve.client import PveClient
 from pvewatch.sinks import Sink, build_sink
 from pvewatch.sinks.filter import route
 from pvewatch.store.sqlite import SqliteStore
+from pvewatch.systemd import Notifier, ServiceStatus
 
 log = logging.getLogger("pvewatch")
 
@@ -104,6 +106,8 @@ async def run(
 ) -> int:
     """`pvewatch run`: poll every cluster on its interval until SIGTERM/SIGINT or `stop`."""
     stop = stop or asyncio.Event()
+    notifier = Notifier.from_env(os.environ, logger=log)
+    status = ServiceStatus([c.name for c in config.clusters])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -113,8 +117,9 @@ async def run(
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         for cluster, watcher in zip(config.clusters, runtime.watchers, strict=True):
             scheduler.add_job(
-                watcher.poll,
+                _poll_and_report,
                 "interval",
+                args=(watcher, status, notifier),
                 seconds=cluster.interval_secs,
                 jitter=min(1.0, cluster.interval_secs / 10),
                 max_instances=1,
@@ -128,10 +133,14 @@ async def run(
         )
         scheduler.start()
         log.info("watching %d cluster(s)", len(config.clusters))
+        # Ready once the config is loaded and the listener bound; the polls come after.
+        notifier.ready(status.line())
+        watchdog = asyncio.create_task(notifier.keep_watchdog_fed())
         on_ready()
         try:
             await stop.wait()
             log.info("stopping: finishing in-flight polls and flushing deliveries")
+            notifier.stopping("stopping: finishing in-flight polls and flushing deliveries")
             scheduler.pause()
             for watcher in runtime.watchers:
                 await watcher.close()
@@ -139,6 +148,7 @@ async def run(
             if not await _flush(runtime):
                 log.warning("stopping with undelivered events; they stay queued for next start")
         finally:
+            watchdog.cancel()
             for d in runtime.deliverers:
                 await d.stop()
             for task in delivery:
@@ -146,6 +156,17 @@ async def run(
             await asyncio.gather(*delivery, return_exceptions=True)
     log.info("stopped")
     return 0
+
+
+async def _poll_and_report(
+    watcher: ClusterWatcher, status: ServiceStatus, notifier: Notifier
+) -> None:
+    """One scheduled poll, then the one-line state for `systemctl status`."""
+    result = await watcher.poll()
+    status.poll_finished(
+        watcher.cluster, ok=result.ok, resources=result.resources, error_kind=result.error_kind
+    )
+    notifier.status(status.line())
 
 
 async def _prune(runtime: Runtime) -> None:

@@ -99,9 +99,7 @@ def setup_logging(
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
     handler = _Handler(stream)
-    handler.setFormatter(
-        build_formatter(fmt, timestamps=not journald_adds_timestamps(env, stream))
-    )
+    handler.setFormatter(build_formatter(fmt, timestamps=not journald_adds_timestamps(env, stream)))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)

@@ -36,7 +36,8 @@ def test_json_lines_carry_time_level_logger_message_and_extra_fields() -> None:
     logging.getLogger("pvewatch.test").debug("not at info")
     (line,) = out.getvalue().splitlines()
     entry = json.loads(line)
-    assert entry["time"].endswith("Z") and "T" in entry["time"]
+    assert entry["time"].endswith("Z")
+    assert "T" in entry["time"]
     assert {k: entry[k] for k in ("level", "logger", "message", "cluster", "failures")} == {
         "level": "warning",
         "logger": "pvewatch.test",

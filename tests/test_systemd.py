@@ -1,0 +1,188 @@
+"""sd_notify: the Notifier on real unix datagram sockets, the watchdog, the STATUS line, and
+`pvewatch run` telling a real NOTIFY_SOCKET READY=1, STATUS=, WATCHDOG=1 and STOPPING=1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pvewatch.systemd import Notifier, ServiceStatus, _watchdog_usec
+from tests.e2e.harness import TOKEN, simulator
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(5)
+    yield str(path), sock
+    sock.close()
+
+
+def test_notify_sends_one_datagram_per_call(notify_socket: tuple[str, socket.socket]) -> None:
+    path, sock = notify_socket
+    notifier = Notifier(path)
+    notifier.ready("1 cluster: prod waiting for the first poll")
+    notifier.status("line one\nline two")  # a STATUS is one line
+    notifier.stopping()
+    assert [sock.recv(4096).decode() for _ in range(3)] == [
+        "READY=1\nSTATUS=1 cluster: prod waiting for the first poll",
+        "STATUS=line one line two",
+        "STOPPING=1\nSTATUS=stopping",
+    ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets are Linux's")
+def test_abstract_socket_address() -> None:
+    name = f"pvewatch-test-{uuid.uuid4()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(5)
+        Notifier(f"@{name}").notify("READY=1")
+        assert sock.recv(100) == b"READY=1"
+
+
+def test_without_notify_socket_nothing_happens() -> None:
+    notifier = Notifier.from_env({})
+    assert not notifier.enabled
+    notifier.ready("x")  # no error, no socket
+
+
+def test_a_gone_socket_is_logged_once_and_never_raises(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier(str(tmp_path / "nobody-listens.sock"))
+    for _ in range(3):
+        notifier.status("x")
+    assert len([r for r in caplog.records if "cannot notify systemd" in r.message]) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"WATCHDOG_USEC": "30000000"}, 30_000_000),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "4242"}, 30_000_000),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, None),  # meant for another process
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "soon"}, None),
+    ],
+)
+def test_watchdog_interval_from_env(env: dict[str, str], expected: int | None) -> None:
+    assert _watchdog_usec(env, 4242) == expected
+
+
+async def test_watchdog_pings_every_half_interval(
+    notify_socket: tuple[str, socket.socket],
+) -> None:
+    path, sock = notify_socket
+    sock.setblocking(False)
+    notifier = Notifier(path, watchdog_usec=100_000)  # 0.1 s: a ping every 0.05 s
+    task = asyncio.create_task(notifier.keep_watchdog_fed())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    pings = []
+    while True:
+        try:
+            pings.append(sock.recv(100))
+        except BlockingIOError:
+            break
+    assert set(pings) == {b"WATCHDOG=1"}
+    assert 3 <= len(pings) <= 8
+
+
+async def test_no_watchdog_configured_returns_at_once(
+    notify_socket: tuple[str, socket.socket],
+) -> None:
+    await asyncio.wait_for(Notifier(notify_socket[0]).keep_watchdog_fed(), 1)
+
+
+def test_status_line() -> None:
+    status = ServiceStatus(["prod", "lab"])
+    assert status.line() == (
+        "2 clusters: prod waiting for the first poll; lab waiting for the first poll"
+    )
+    status.poll_finished("prod", ok=True, resources=130, error_kind=None)
+    status.poll_finished("lab", ok=False, resources=0, error_kind="unreachable")
+    status.poll_finished("lab", ok=False, resources=0, error_kind="auth")
+    assert status.line() == "2 clusters: prod ok (130 resources); lab auth (2 failed polls)"
+    status.poll_finished("lab", ok=True, resources=7, error_kind=None)
+    assert status.line().endswith("lab ok (7 resources)")
+    assert ServiceStatus(["x"]).line() == "1 cluster: x waiting for the first poll"
+
+
+def _recv_until(sock: socket.socket, predicate: str, got: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(predicate in m for m in got):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {predicate!r} within {timeout}s; got {got}")
+        sock.settimeout(left)
+        got.append(sock.recv(4096).decode())
+
+
+def test_run_notifies_systemd_in_order(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    path, sock = notify_socket
+    with simulator() as sim:
+        assert sim.fingerprint
+        config = tmp_path / "watch.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "clusters": [
+                        {
+                            "name": "sd",
+                            "endpoints": [sim.url],
+                            "token": TOKEN,
+                            "tls": {"fingerprint": sim.fingerprint},
+                            "interval_secs": 1,
+                        }
+                    ],
+                    "store": {"path": str(tmp_path / "state.db")},
+                    "http": {"listen": "127.0.0.1:0"},
+                    "sinks": {"out": {"type": "log", "path": str(tmp_path / "events.jsonl")}},
+                }
+            )
+        )
+        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+        env.pop("WATCHDOG_PID", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pvewatch", "run", "-c", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        got: list[str] = []
+        try:
+            _recv_until(sock, "READY=1", got, 30)
+            _recv_until(sock, "STATUS=1 cluster: sd ok (", got, 15)
+            _recv_until(sock, "WATCHDOG=1", got, 5)
+            proc.send_signal(signal.SIGTERM)
+            _recv_until(sock, "STOPPING=1", got, 15)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            stderr = proc.communicate()[1]
+    ready = next(i for i, m in enumerate(got) if "READY=1" in m)
+    first_ok = next(i for i, m in enumerate(got) if "sd ok (" in m)
+    stopping = next(i for i, m in enumerate(got) if "STOPPING=1" in m)
+    assert ready < first_ok < stopping, got
+    # Ready before the first poll: it does not wait for Proxmox.
+    assert got[ready] == "READY=1\nSTATUS=1 cluster: sd waiting for the first poll", got
+    assert "Traceback" not in stderr
