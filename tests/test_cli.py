@@ -42,6 +42,8 @@ def test_every_subcommand_has_help(command: str) -> None:
     result = pvewatch(command, "--help")
     assert result.returncode == 0
     assert result.stdout.startswith(f"usage: pvewatch {command}")
+    # Every command shows how it is used, after its options.
+    assert "\nexample:\n  pvewatch " in result.stdout
 
 
 def test_broken_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:

@@ -6,6 +6,9 @@ import io
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +112,57 @@ def test_unknown_level_or_format_is_refused() -> None:
         setup_logging("loud", "text", {}, stream=io.StringIO())
     with pytest.raises(ValueError, match="format"):
         setup_logging("info", "xml", {}, stream=io.StringIO())
+
+
+def _unreachable_config(tmp_path: Path, log: dict[str, str] | None) -> str:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    doc: dict[str, object] = {
+        "clusters": [
+            {
+                "name": "gone",
+                "endpoints": [f"http://127.0.0.1:{port}"],
+                "token": "pvewatch@pve!logs=5d0b8a52-0c44-4c1e-9a8b-7d6e5f4a3b2c",
+                "timeout_secs": 2,
+            }
+        ],
+        "store": {"path": str(tmp_path / "state.db")},
+    }
+    if log is not None:
+        doc["log"] = log
+    path = tmp_path / "watch.yaml"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("log", "flags", "json_lines"),
+    [
+        (None, [], False),
+        ({"format": "json"}, [], True),
+        ({"format": "json"}, ["--log-format", "text"], False),  # the flag wins
+        (None, ["--log-format", "json"], True),
+    ],
+)
+def test_the_log_format_of_a_real_run(
+    tmp_path: Path, log: dict[str, str] | None, flags: list[str], json_lines: bool
+) -> None:
+    config = _unreachable_config(tmp_path, log)
+    result = subprocess.run(
+        [sys.executable, "-m", "pvewatch", "once", "-c", config, *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"},
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if "gone could not be polled" in line]
+    assert errors, result.stderr
+    if json_lines:
+        entries = [json.loads(line) for line in lines]
+        assert any(e["level"] == "error" and e["logger"] == "pvewatch" for e in entries)
+    else:
+        assert " ERROR pvewatch: cluster gone could not be polled" in errors[0]
