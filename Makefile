@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test check fmt demo bench clean
+.PHONY: venv test soak faults-report check fmt demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,15 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The faults suite with many more iterations (minutes), then its figures.
+soak: $(STAMP)
+	$(BIN)/python -m pytest tests/faults --soak $(PYTEST_ARGS)
+	$(BIN)/python -m tests.faults.report
+
+# The figures of the last faults run (make test or make soak).
+faults-report:
+	$(BIN)/python -m tests.faults.report
 
 check: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,87 @@
+"""pvewatch in-process against the simulator, polled by hand: the daemon's own wiring
+(`daemon.open_runtime`) without its scheduler, so a test decides when each poll happens
+and what the API answers to it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pvewatch import daemon
+from pvewatch.config import Config
+from pvewatch.model import Event
+from pvewatch.pipeline import PollResult
+from pvewatch.simulator.server import SimServer
+from tests.e2e.harness import control, read_events, watcher_config
+
+# Faults go to the resource list only, so one failing answer is one failed poll.
+RESOURCES = "/cluster/resources"
+TIMEOUT_SECS = 0.5
+
+
+def fault_config(sim: SimServer, tmp: Path, *, threshold: int = 2) -> Config:
+    config = watcher_config(sim, tmp, threshold=threshold)
+    cluster = dataclasses.replace(config.clusters[0], timeout_secs=TIMEOUT_SECS)
+    return dataclasses.replace(config, clusters=(cluster,))
+
+
+def status(code: int, count: int = 3) -> dict[str, Any]:
+    return {"kind": "status", "code": code, "count": count, "path": RESOURCES}
+
+
+def body(text: str, count: int = 1, code: int = 200) -> dict[str, Any]:
+    return {"kind": "body", "body": text, "code": code, "count": count, "path": RESOURCES}
+
+
+def fault(kind: str, count: int = 3, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "count": count, "path": RESOURCES, **extra}
+
+
+@dataclass
+class Rig:
+    sim: SimServer
+    runtime: daemon.Runtime
+    events_file: Path
+
+    async def poll(self) -> PollResult:
+        return await self.runtime.watchers[0].poll()
+
+    async def deliver(self) -> None:
+        for deliverer in self.runtime.deliverers:
+            assert await deliverer.drain(10), f"sink {deliverer.sink_name} kept events pending"
+
+    def stored(self) -> list[Event]:
+        return self.runtime.store.events(limit=1_000_000)
+
+    def sent(self) -> list[dict[str, Any]]:
+        return read_events(self.events_file)
+
+    def inject(self, faults: list[dict[str, Any]]) -> int:
+        """Queue faults on the simulator; the number of failing answers they make."""
+        with control(self.sim) as c:
+            c.post("/faults", json=faults).raise_for_status()
+        return sum(int(f["count"]) for f in faults)
+
+    def pending_faults(self) -> list[dict[str, Any]]:
+        with control(self.sim) as c:
+            pending: list[dict[str, Any]] = c.get("/faults").json()
+        return pending
+
+    def rows(self) -> list[dict[str, Any]]:
+        with control(self.sim) as c:
+            rows: list[dict[str, Any]] = c.get("/resources").json()
+        return rows
+
+    def patch(self, rid: str, fields: dict[str, Any]) -> None:
+        with control(self.sim) as c:
+            c.patch(f"/resources/{rid.lstrip('/')}", json=fields).raise_for_status()
+
+
+@asynccontextmanager
+async def watching(sim: SimServer, config: Config) -> AsyncIterator[Rig]:
+    async with daemon.open_runtime(config) as runtime:
+        yield Rig(sim, runtime, Path(str(config.sinks[0].options["path"])))
