@@ -43,6 +43,8 @@ DEFAULT_MIN_INTERVAL_SECS = 0.05
 
 _TOKEN = re.compile(r"[^\s!]+@[A-Za-z][A-Za-z0-9._-]*![A-Za-z][A-Za-z0-9._-]*=[\x21-\x7e]+")
 _PRIVILEGE = re.compile(r"Permission check failed \((?P<path>[^,()]+), (?P<priv>[^()]+)\)")
+# OpenSSL's words for "the first bytes were not a TLS record", e.g. an HTTP answer.
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
 _TRANSPORT_KINDS: tuple[tuple[type[httpx.HTTPError], str], ...] = (
     (httpx.ConnectError, "cannot connect"),
     (httpx.ReadError, "connection broken while reading"),
@@ -419,6 +421,8 @@ def _forbidden(reason: str) -> str:
 
 def _describe(exc: httpx.HTTPError) -> str:
     detail = str(exc) or type(exc).__name__
+    if any(code in detail for code in _NOT_TLS):
+        detail = f"the answer is not TLS (plain HTTP on an https:// endpoint?): {detail}"
     for cls, kind in _TRANSPORT_KINDS:
         if isinstance(exc, cls):
             return f"{kind}: {detail}"
