@@ -5,19 +5,23 @@
 PostgreSQL will come later behind the same protocol.
 
 The outbox holds one row per (event, sink). A row is `pending` until delivery marks it
-`delivered` or gives up and marks it `dead`; rows of one sink are delivered in
-`outbox_id` order, which is the order the events were committed in.
+`delivered` or gives up and marks it `dead`. Rows of one sink about the same resource are
+delivered in `outbox_id` order, which is the order the events were committed in; `heads`
+gives the first pending row of each such line. Dead rows stay (for `pvewatch deliveries`
+and `replay`) until the retention prunes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pvewatch.model import Event, Snapshot, SourceHealth
 from pvewatch.watch.suppress import Silence
+
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,17 @@ class OutboxItem:
     next_attempt_at: datetime
     state: str  # "pending" | "delivered" | "dead"
     last_error: str | None
+    # Which line the row waits in: rows about one resource of one cluster reach a sink in
+    # order (`resource_id` None: the cluster's own events, such as source.unreachable).
+    cluster: str = ""
+    resource_id: str | None = None
+    # When the row was queued (committed, or re-queued by `replay`): retry's max_age
+    # counts from here.
+    queued_at: datetime = NEVER
+
+    @property
+    def line(self) -> tuple[str, str | None]:
+        return (self.cluster, self.resource_id)
 
 
 # Which sinks get an outbox row for an event: every sink in a list, or what a function of the
@@ -59,6 +74,16 @@ class Store(Protocol):
     def silences(self, now: datetime | None = None) -> list[Silence]: ...
 
     def due(self, sink: str, now: datetime, limit: int = 100) -> list[OutboxItem]: ...
+
+    def heads(self, sink: str, limit: int = 100) -> list[OutboxItem]: ...
+
+    def record_events(self, events: Sequence[Event], sinks: Routing) -> None: ...
+
+    def deliveries(
+        self, *, sink: str | None = None, state: str | None = None, limit: int = 1000
+    ) -> list[OutboxItem]: ...
+
+    def requeue(self, *, sinks: Sequence[str], event_id: str | None, now: datetime) -> int: ...
 
     def mark_delivered(self, outbox_id: int, now: datetime) -> None: ...
 

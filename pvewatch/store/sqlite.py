@@ -99,6 +99,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at REAL NOT NULL)""",
         "CREATE INDEX silences_ends_at ON silences (ends_at)",
     ),
+    (
+        # The lines of a sink's queue (one per resource), for `heads`: finding the first
+        # pending row of a line is one index probe.
+        """CREATE INDEX outbox_lines ON outbox (sink, cluster, resource_id, outbox_id)
+            WHERE state = 'pending'""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -129,10 +135,35 @@ _INSERT_OUTBOX = """
     VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
     ON CONFLICT (event_id, sink) DO NOTHING"""
 _SELECT_DUE = """
-    SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state, o.last_error
+    SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state, o.last_error,
+        o.cluster, o.resource_id, o.created_at
     FROM outbox AS o JOIN events AS e ON e.id = o.event_id
     WHERE o.sink = ? AND o.state = 'pending'
     ORDER BY o.outbox_id LIMIT ?"""
+# The first pending row of each line (cluster, resource) of a sink, oldest line first.
+_SELECT_HEADS = """
+    SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state,
+        o.last_error, o.cluster, o.resource_id, o.created_at
+    FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+    WHERE o.sink = :sink AND o.state = 'pending' AND NOT EXISTS (
+        SELECT 1 FROM outbox AS p
+        WHERE p.sink = :sink AND p.state = 'pending' AND p.cluster = o.cluster
+          AND p.resource_id IS o.resource_id AND p.outbox_id < o.outbox_id)
+    ORDER BY o.outbox_id LIMIT :limit"""
+# state NULL: every row not yet delivered (pending and dead).
+_SELECT_DELIVERIES = """
+    SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state,
+        o.last_error, o.cluster, o.resource_id, o.created_at
+    FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+    WHERE (:sink IS NULL OR o.sink = :sink)
+      AND (o.state = :state OR (:state IS NULL AND o.state != 'delivered'))
+    ORDER BY o.outbox_id LIMIT :limit"""
+# event NULL: every dead row of the sinks; else that event's rows, whatever their state.
+_REQUEUE = """
+    UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = :now,
+        created_at = :now, last_error = NULL, delivered_at = NULL, dead_at = NULL
+    WHERE sink IN (SELECT value FROM json_each(:sinks))
+      AND (event_id = :event OR (:event IS NULL AND state = 'dead'))"""
 _MARK_DELIVERED = "UPDATE outbox SET state = 'delivered', delivered_at = ? WHERE outbox_id = ?"
 _MARK_RETRY = """
     UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE outbox_id = ?"""
@@ -320,18 +351,43 @@ class SqliteStore:
             return []
         with self._lock, self._transaction(f"read outbox of sink {sink!r}") as conn:
             rows = conn.execute(_SELECT_DUE, (sink, limit)).fetchall()
-        return [
-            OutboxItem(
-                outbox_id=r[0],
-                sink=r[1],
-                event=self._event(r[2], f"outbox row {r[0]}"),
-                attempts=r[3],
-                next_attempt_at=_dt(r[4]),
-                state=r[5],
-                last_error=r[6],
-            )
-            for r in rows
-        ]
+        return [self._item(r) for r in rows]
+
+    def heads(self, sink: str, limit: int = 100) -> list[OutboxItem]:
+        """The first pending row of each line (cluster, resource) of a sink, in outbox_id
+        order, whatever its next_attempt_at: only a line's head may be sent, so events
+        about one resource keep their order while other resources go on."""
+        if limit <= 0:
+            return []
+        with self._lock, self._transaction(f"read outbox heads of sink {sink!r}") as conn:
+            rows = conn.execute(_SELECT_HEADS, {"sink": sink, "limit": limit}).fetchall()
+        return [self._item(r) for r in rows]
+
+    def record_events(self, events: Sequence[Event], sinks: Routing) -> None:
+        """Record events that no poll produced (e.g. sink.disabled), with their outbox
+        rows, in one transaction. Known event ids are skipped."""
+        now = _ts(self._clock())
+        with self._lock, self._transaction("record events", write=True) as conn:
+            self._write_events(conn, events, sinks, now)
+
+    def deliveries(
+        self, *, sink: str | None = None, state: str | None = None, limit: int = 1000
+    ) -> list[OutboxItem]:
+        """Outbox rows in outbox_id order: of one sink or all, in one state or (None) every
+        row not yet delivered."""
+        params = {"sink": sink, "state": state, "limit": limit}
+        with self._lock, self._transaction("list deliveries") as conn:
+            rows = conn.execute(_SELECT_DELIVERIES, params).fetchall()
+        return [self._item(r) for r in rows]
+
+    def requeue(self, *, sinks: Sequence[str], event_id: str | None, now: datetime) -> int:
+        """Queue rows again from scratch (attempts 0, due `now`): the rows of `event_id`
+        for `sinks` whatever their state, or with `event_id` None every dead row of
+        `sinks`. A row keeps its place: it goes before later events about its resource.
+        The number of rows queued."""
+        params = {"sinks": json.dumps(list(sinks)), "event": event_id, "now": _ts(now)}
+        with self._lock, self._transaction("requeue deliveries", write=True) as conn:
+            return int(conn.execute(_REQUEUE, params).rowcount)
 
     def mark_delivered(self, outbox_id: int, now: datetime) -> None:
         self._transition(outbox_id, "delivered", _MARK_DELIVERED, (_ts(now),))
@@ -555,6 +611,20 @@ class SqliteStore:
             outbox_rows += [(e.id, s, e.cluster, rid, first_attempt, now) for s in route(e)]
         conn.executemany(_INSERT_EVENT, event_rows)
         conn.executemany(_INSERT_OUTBOX, outbox_rows)
+
+    def _item(self, r: tuple[Any, ...]) -> OutboxItem:
+        return OutboxItem(
+            outbox_id=r[0],
+            sink=r[1],
+            event=self._event(r[2], f"outbox row {r[0]}"),
+            attempts=r[3],
+            next_attempt_at=_dt(r[4]),
+            state=r[5],
+            last_error=r[6],
+            cluster=r[7],
+            resource_id=r[8],
+            queued_at=_dt(r[9]),
+        )
 
     def _event(self, data: str, what: str) -> Event:
         try:

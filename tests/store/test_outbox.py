@@ -38,7 +38,7 @@ def test_a_new_row_is_pending_and_due_at_once(store: SqliteStore) -> None:
     commit(store, event(1))
     [item] = store.due("log", T0)
     assert item == OutboxItem(item.outbox_id, "log", event(1), 0, item.next_attempt_at,
-                              "pending", None)  # fmt: skip
+                              "pending", None, "prod", "qemu/100", item.queued_at)  # fmt: skip
     assert item.next_attempt_at <= event(1).time
 
 

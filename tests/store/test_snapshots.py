@@ -290,6 +290,7 @@ def test_an_old_database_is_migrated(db: Path) -> None:
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE rule_state")
     conn.execute("DROP TABLE silences")
+    conn.execute("DROP INDEX outbox_lines")
     conn.execute("ALTER TABLE clusters DROP COLUMN quorate")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
