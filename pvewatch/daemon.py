@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from pvewatch.config import Config
 from pvewatch.deliver import Deliverer, RetryPolicy
+from pvewatch.errors import StoreError
 from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.pve.client import PveClient
@@ -57,7 +58,11 @@ class Runtime:
 async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
     """Start every component in order; stop them in reverse order, whatever happens."""
     async with contextlib.AsyncExitStack() as stack:
-        config.store.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            config.store.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # said like the store's own errors: a message, not a traceback
+            where = f"state store {config.store.path}"
+            raise StoreError(f"{where}: cannot create its directory: {e.strerror or e}") from None
         store = SqliteStore(config.store.path)
         stack.callback(store.close)
         sinks: list[Sink] = []

@@ -1,0 +1,44 @@
+"""Helpers of the faults tests that are not the in-process daemon (see rig.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from pvewatch.model import Event
+from pvewatch.simulator.server import SimServer
+from tests.e2e.harness import control
+
+
+def start_guest(sim: SimServer) -> str:
+    """Start a stopped guest (a start is sent at once: no hold); its id."""
+    with control(sim) as c:
+        rows = c.get("/resources").json()
+        guest = str(next(r["id"] for r in rows if r.get("status") == "stopped"))
+        c.patch(f"/resources/{guest}", json={"status": "running"}).raise_for_status()
+    return guest
+
+
+def types(events: Sequence[Event]) -> list[tuple[str, str | None]]:
+    return [(e.type, e.resource.id if e.resource else None) for e in events]
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+
+
+@contextmanager
+def mounted(target: Path, *options: str) -> Iterator[None]:
+    """A mount on `target` for the test's duration; skips where mounting is not allowed."""
+    done = run("mount", *options, str(target)) if os.geteuid() == 0 else None
+    if done is None or done.returncode != 0:
+        pytest.skip(f"cannot mount here ({done.stderr.strip() if done else 'not root'})")
+    try:
+        yield
+    finally:
+        run("umount", "-l", str(target))
