@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pvewatch import __version__
 from pvewatch.config import DEFAULT_CONFIG_PATH, Config
-from pvewatch.errors import ConfigError, StoreError
+from pvewatch.errors import ConfigError, PvewatchError, StoreError
 
 
 def _config_path(value: str | None) -> Path:
@@ -285,7 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config is None:
             return 2
         _setup_logging(args, config)
-        return asyncio.run(daemon.run(config) if args.command == "run" else daemon.once(config))
+        try:
+            return asyncio.run(daemon.run(config) if args.command == "run" else daemon.once(config))
+        except PvewatchError as e:  # e.g. http.listen in use, the store unreadable
+            print(f"pvewatch {args.command}: {e}", file=sys.stderr)
+            return 1
     if args.command == "events":
         return _events(args)
     if args.command == "demo":

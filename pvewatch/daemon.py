@@ -14,16 +14,20 @@ import os
 import random
 import signal
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from pvewatch.config import Config
+from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.deliver import Deliverer, RetryPolicy
 from pvewatch.errors import StoreError
+from pvewatch.http import Listener
+from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
+from pvewatch.probes import Heartbeat
 from pvewatch.pve.client import PveClient
 from pvewatch.sinks import Sink, build_sink
 from pvewatch.sinks.filter import route
@@ -48,6 +52,9 @@ class Runtime:
     deliverers: list[Deliverer]
     clients: list[PveClient]
     watchers: list[ClusterWatcher]
+    metrics: Metrics
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
+    listener: Listener | None = None  # serving /metrics, /healthz, /readyz
 
     def wake_deliverers(self, events: list[Event]) -> None:
         for d in self.deliverers:
@@ -55,8 +62,9 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
-    """Start every component in order; stop them in reverse order, whatever happens."""
+async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIterator[Runtime]:
+    """Start every component in order; stop them in reverse order, whatever happens.
+    `serve_http` starts the listener of `config.http` too (last, so it stops first)."""
     async with contextlib.AsyncExitStack() as stack:
         try:
             config.store.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,14 +73,32 @@ async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
             raise StoreError(f"{where}: cannot create its directory: {e.strerror or e}") from None
         store = SqliteStore(config.store.path)
         stack.callback(store.close)
+        # A prometheus sink only shapes /metrics: no Sink object, no outbox rows.
+        delivered = [s for s in config.sinks if s.type not in METRICS_ONLY_TYPES]
         sinks: list[Sink] = []
-        for sink_config in config.sinks:
+        for sink_config in delivered:
             sink = build_sink(sink_config)
             stack.push_async_callback(sink.aclose)
             sinks.append(sink)
+        metrics = Metrics(
+            clusters={c.name: c.interval_secs for c in config.clusters},
+            sinks=[s.name for s in sinks],
+            store=store,
+            options=MetricsOptions.from_sinks(config.sinks),
+        )
+        for sink in sinks:
+            metrics.sink_enabled(sink.name, True)
         rng = random.Random()
         deliverers = [
-            Deliverer(store, sink, policy=RetryPolicy(), clock=utcnow, rng=rng, logger=log)
+            Deliverer(
+                store,
+                sink,
+                policy=RetryPolicy(),
+                clock=utcnow,
+                rng=rng,
+                logger=log,
+                observer=metrics,
+            )
             for sink in sinks
         ]
         clients = []
@@ -80,7 +106,7 @@ async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
             client = PveClient(cluster, logger=log)
             stack.push_async_callback(client.aclose)
             clients.append(client)
-        runtime = Runtime(config, store, sinks, deliverers, clients, [])
+        runtime = Runtime(config, store, sinks, deliverers, clients, [], metrics)
         runtime.watchers = [
             ClusterWatcher(
                 cluster=cluster.name,
@@ -88,13 +114,20 @@ async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
                 failure_threshold=cluster.source_failure_threshold,
                 source=client,
                 store=store,
-                sinks=functools.partial(route, config.sinks),
+                sinks=functools.partial(route, delivered),
                 clock=utcnow,
                 on_commit=runtime.wake_deliverers,
                 logger=log,
+                observer=metrics,
             )
             for cluster, client in zip(config.clusters, clients, strict=True)
         ]
+        if serve_http and config.http.listen is not None:
+            runtime.listener = Listener(
+                config.http, metrics=metrics, heartbeat=runtime.heartbeat, logger=log
+            )
+            runtime.listener.start()
+            stack.callback(runtime.listener.close)
         yield runtime
 
 
@@ -108,8 +141,10 @@ async def run(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[], None] = lambda: None,
+    on_listening: Callable[[str], None] = lambda url: None,
 ) -> int:
-    """`pvewatch run`: poll every cluster on its interval until SIGTERM/SIGINT or `stop`."""
+    """`pvewatch run`: poll every cluster on its interval until SIGTERM/SIGINT or `stop`.
+    `on_listening` gets the listener's URL (its real port when http.listen asks for 0)."""
     stop = stop or asyncio.Event()
     notifier = Notifier.from_env(os.environ, logger=log)
     status = ServiceStatus([c.name for c in config.clusters])
@@ -117,8 +152,12 @@ async def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    async with open_runtime(config) as runtime:
-        delivery = [asyncio.create_task(d.run()) for d in runtime.deliverers]
+    async with open_runtime(config, serve_http=True) as runtime:
+        if runtime.listener is not None:
+            on_listening(runtime.listener.url)
+        # The heartbeat tells /healthz that this loop is not blocked.
+        background = [asyncio.create_task(runtime.heartbeat.run())]
+        background += [asyncio.create_task(d.run()) for d in runtime.deliverers]
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         for cluster, watcher in zip(config.clusters, runtime.watchers, strict=True):
             scheduler.add_job(
@@ -156,9 +195,9 @@ async def run(
             watchdog.cancel()
             for d in runtime.deliverers:
                 await d.stop()
-            for task in delivery:
+            for task in background:
                 task.cancel()
-            await asyncio.gather(*delivery, return_exceptions=True)
+            await asyncio.gather(*background, return_exceptions=True)
     log.info("stopped")
     return 0
 

@@ -14,6 +14,7 @@ from pvewatch import daemon
 from pvewatch.config import (
     ClusterConfig,
     Config,
+    HttpConfig,
     SinkConfig,
     StoreConfig,
     TlsConfig,
@@ -53,6 +54,8 @@ def run_demo(
                 ),
             ),
             store=StoreConfig(path=Path(tmp) / "state.db"),
+            # Any free port: a pvewatch already running here keeps 9886.
+            http=HttpConfig(listen="127.0.0.1:0"),
             sinks=(SinkConfig("console", "log", {"format": "text", "path": "-"}),),
         )
         print(_banner(sim.url, sim.fingerprint, churn_per_min, duration_secs), flush=True)
@@ -61,12 +64,16 @@ def run_demo(
             stop = asyncio.Event()
             if duration_secs is not None:
                 asyncio.get_running_loop().call_later(duration_secs, stop.set)
-            return await daemon.run(config, stop=stop)
+            return await daemon.run(config, stop=stop, on_listening=_print_endpoints)
 
         try:
             return asyncio.run(main())
         except KeyboardInterrupt:
             return 0
+
+
+def _print_endpoints(url: str) -> None:
+    print(f"  metrics and health: {url}/metrics  {url}/healthz  {url}/readyz\n", flush=True)
 
 
 def _banner(url: str, fingerprint: str, churn: float, duration: float | None) -> str:
@@ -79,7 +86,6 @@ def _banner(url: str, fingerprint: str, churn: float, duration: float | None) ->
             f"  script it         : curl -sk -X PATCH {url}/_sim/resources/qemu/100 "
             '-d \'{"status":"stopped"}\'',
             f"  running {until}; the first poll is the baseline, changes print below.",
-            "",
         ]
     )
 

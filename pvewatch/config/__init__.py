@@ -110,11 +110,22 @@ def summary_lines(config: Config) -> list[str]:
     lines = [_cluster_summary(c) for c in config.clusters]
     store = config.store
     lines.append(f"store {store.path} (events kept {store.retention_days} days)")
-    lines.append(f"http listen {config.http.listen}")
+    lines.append(_http_summary(config.http))
     for sink in config.sinks:
         opts = ", ".join(f"{k}={v}" for k, v in sink.options.items())
         lines.append(f"sink {sink.name}: {sink.type}" + (f" ({opts})" if opts else ""))
     return lines
+
+
+def _http_summary(http: HttpConfig) -> str:
+    if http.listen is None:
+        return "http listener off (no /metrics, /healthz, /readyz)"
+    scheme = "https" if http.tls else "http"
+    if http.tls and http.tls.client_auth_type != "NoClientCert":
+        scheme += f" (client certificates: {http.tls.client_auth_type})"
+    users = len(http.basic_auth_users)
+    auth = f"; basic auth for {users} user(s)" if users else ""
+    return f"http listen {http.listen} ({scheme}{auth})"
 
 
 def _cluster_summary(c: ClusterConfig) -> str:

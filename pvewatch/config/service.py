@@ -1,5 +1,5 @@
 """The `store:` and `http:` sections: where pvewatch keeps its state, and where it
-listens for /metrics and health checks."""
+listens for /metrics and health checks (its TLS and basic auth: `web`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pvewatch.config.types import (
     StoreConfig,
     split_host_port,
 )
+from pvewatch.config.web import WEB_KEYS, web_security
 
 _STORE_KEYS = frozenset({"path", "retention_days"})
-_HTTP_KEYS = frozenset({"listen"})
+_HTTP_KEYS = frozenset({"listen", "web_config_file"}) | WEB_KEYS
 
 
 def store_section(ctx: Ctx, value: object) -> StoreConfig:
@@ -32,8 +33,12 @@ def http_section(ctx: Ctx, value: object) -> HttpConfig:
     m = {} if value is None else get_mapping(ctx, "http", value, _HTTP_KEYS)
     if m is None:
         return HttpConfig()
-    listen = get_str(ctx, "http.listen", m.get("listen"), DEFAULT_LISTEN) or ""
-    if split_host_port(listen.strip()) is None:
+    tls, users = web_security(ctx, "http", m)
+    # `listen:` written empty or null turns the listener off; left out, it is the default.
+    if "listen" in m and m["listen"] in (None, ""):
+        return HttpConfig(listen=None, tls=tls, basic_auth_users=users)
+    listen = (get_str(ctx, "http.listen", m.get("listen"), DEFAULT_LISTEN) or "").strip()
+    if split_host_port(listen) is None:
         ctx.add("http.listen", "expected HOST:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9886")
-        return HttpConfig()
-    return HttpConfig(listen=listen.strip())
+        listen = DEFAULT_LISTEN
+    return HttpConfig(listen=listen, tls=tls, basic_auth_users=users)

@@ -54,6 +54,10 @@ def _log_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> dict[str, obje
     }
 
 
+def _prometheus_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> dict[str, object]:
+    return {"state_metrics": get_bool(ctx, f"{path}.state_metrics", m.get("state_metrics"), True)}
+
+
 @dataclass(frozen=True, slots=True)
 class SinkType:
     keys: frozenset[str]  # the sink's own option keys, beside COMMON_KEYS
@@ -66,8 +70,13 @@ class SinkType:
 SINK_TYPES: Mapping[str, SinkType] = MappingProxyType(
     {
         "log": SinkType(frozenset({"format", "path", "fsync"}), _log_options),
+        "prometheus": SinkType(frozenset({"state_metrics"}), _prometheus_options),
     }
 )
+# Types that shape /metrics (pvewatch.metrics) instead of receiving events: they get no
+# outbox rows and no Deliverer, and pvewatch.sinks has no builder for them. Their `filter`
+# picks the events that pvewatch_events_total counts.
+METRICS_ONLY_TYPES = frozenset({"prometheus"})
 COMMON_KEYS = frozenset({"type"}) | ROUTING_KEYS
 DEFAULT_SINKS = (SinkConfig("console", "log", {"format": "text", "path": "-", "fsync": False}),)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,12 +59,30 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebTlsConfig:
+    """The listener's `tls_server_config` (Prometheus exporter-toolkit web config keys)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    # NoClientCert | VerifyClientCertIfGiven | RequireAndVerifyClientCert
+    client_auth_type: str = "NoClientCert"
+    min_version: str = "TLS12"  # TLS10 | TLS11 | TLS12 | TLS13
+    max_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConfig:
-    listen: str = DEFAULT_LISTEN
+    """The /metrics, /healthz and /readyz listener; `listen=None` runs none."""
+
+    listen: str | None = DEFAULT_LISTEN
+    tls: WebTlsConfig | None = None
+    # user → bcrypt hash; a Secret so that not even the hash is ever printed.
+    basic_auth_users: Mapping[str, Secret] = field(default_factory=dict)
 
     def host_port(self) -> tuple[str, int]:
         """`("127.0.0.1", 9886)`; an IPv6 host comes without brackets."""
-        parsed = split_host_port(self.listen)
+        parsed = split_host_port(self.listen or "")
         if parsed is None:
             raise ValueError(f"http.listen: not HOST:PORT: {self.listen!r}")
         return parsed

@@ -12,7 +12,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from pvewatch.config import ClusterConfig, Config, SinkConfig, StoreConfig, TlsConfig
+from pvewatch.config import (
+    ClusterConfig,
+    Config,
+    HttpConfig,
+    SinkConfig,
+    StoreConfig,
+    TlsConfig,
+)
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
@@ -71,6 +78,7 @@ def watcher_config(
             ),
         ),
         store=StoreConfig(path=tmp / "state.db"),
+        http=HttpConfig(listen="127.0.0.1:0"),  # any free port: tests never collide
         sinks=(SinkConfig("events", "log", {"format": "json", "path": str(tmp / "events.jsonl")}),),
     )
 
@@ -89,8 +97,11 @@ def polls_served(sim: SimServer) -> int:
 
 
 @contextmanager
-def running_watcher(config: Config) -> Iterator[None]:
-    """`pvewatch run` in-process, on its own event loop in a thread; stopped like SIGTERM."""
+def running_watcher(
+    config: Config, *, on_listening: Callable[[str], None] = lambda url: None
+) -> Iterator[None]:
+    """`pvewatch run` in-process, on its own event loop in a thread; stopped like SIGTERM.
+    `on_listening` gets the URL of the /metrics listener."""
     import asyncio
     import threading
 
@@ -103,7 +114,7 @@ def running_watcher(config: Config) -> Iterator[None]:
         stop = asyncio.Event()
         state["loop"] = asyncio.get_running_loop()
         state["stop"] = stop
-        return await daemon.run(config, stop=stop, on_ready=started.set)
+        return await daemon.run(config, stop=stop, on_ready=started.set, on_listening=on_listening)
 
     def target() -> None:
         try:

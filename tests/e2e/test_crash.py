@@ -33,6 +33,7 @@ def _write_config(tmp: Path, url: str, fingerprint: str) -> Path:
             }
         ],
         "store": {"path": str(tmp / "state.db")},
+        "http": {"listen": "127.0.0.1:0"},  # any free port: a real pvewatch may hold 9886
         "sinks": {"events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")}},
     }
     path = tmp / "watch.yaml"

@@ -1,0 +1,101 @@
+"""What /healthz and /readyz answer: is the process alive, and is it doing its job.
+
+- Liveness: the daemon's event loop beats a `Heartbeat` every second. The listener runs
+  on its own thread, so it still answers when the loop is blocked, and says so.
+- Readiness (`readiness`, pure): every cluster polled successfully within 3x its
+  interval, and the store took the last commit. Before a cluster's first successful poll
+  it is not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+BEAT_INTERVAL_SECS = 1.0
+STALE_AFTER_SECS = 10.0  # no beat for this long: the loop is blocked
+READY_INTERVALS = 3  # a cluster is ready while its last success is this many intervals old
+
+
+class Heartbeat:
+    """The event loop's sign of life. Written by the loop, read by the listener's threads
+    (a float assignment is atomic, so no lock is needed)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last = clock()
+
+    def beat(self) -> None:
+        self._last = self._clock()
+
+    def age(self) -> float:
+        """Seconds since the last beat."""
+        return max(0.0, self._clock() - self._last)
+
+    async def run(self, interval_secs: float = BEAT_INTERVAL_SECS) -> None:
+        """Beat every `interval_secs` until cancelled; a late beat is a blocked loop."""
+        while True:
+            self.beat()
+            await asyncio.sleep(interval_secs)
+
+
+def liveness(heartbeat_age: float, stale_after_secs: float = STALE_AFTER_SECS) -> Probe:
+    ok = heartbeat_age <= stale_after_secs
+    detail = f"event loop last seen {heartbeat_age:.1f} s ago"
+    if not ok:
+        detail += f" (blocked: more than {stale_after_secs:g} s)"
+    return Probe(ok, (Check("event_loop", ok, detail),))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterProgress:
+    """How polling one cluster goes, as far as readiness is concerned."""
+
+    interval_secs: float
+    last_success: float | None = None  # monotonic time of the last successful poll
+    store_ok: bool = True  # False while the store refuses this cluster's commits
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    ok: bool
+    checks: tuple[Check, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.ok else "failing",
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+        }
+
+
+def readiness(clusters: Mapping[str, ClusterProgress], now: float) -> Probe:
+    """One check per cluster (in name order) and one for the store; `now` is monotonic."""
+    checks = [_cluster_check(name, clusters[name], now) for name in sorted(clusters)]
+    refused = sorted(name for name, p in clusters.items() if not p.store_ok)
+    if refused:
+        detail = f"the last commit failed (clusters {', '.join(refused)})"
+        checks.append(Check("store", False, detail))
+    else:
+        checks.append(Check("store", True, "the last commit of every cluster succeeded"))
+    return Probe(all(c.ok for c in checks), tuple(checks))
+
+
+def _cluster_check(name: str, p: ClusterProgress, now: float) -> Check:
+    what = f"cluster:{name}"
+    if p.last_success is None:
+        return Check(what, False, "no successful poll yet")
+    age = max(0.0, now - p.last_success)
+    limit = READY_INTERVALS * p.interval_secs
+    if age > limit:
+        return Check(what, False, f"last successful poll {age:.0f} s ago (limit {limit:g} s)")
+    return Check(what, True, f"last successful poll {age:.1f} s ago")

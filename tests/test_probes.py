@@ -1,0 +1,72 @@
+"""What /healthz and /readyz decide: pure functions of a heartbeat age and poll progress."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pvewatch.probes import ClusterProgress, Heartbeat, liveness, readiness
+
+
+@pytest.mark.parametrize(
+    ("clusters", "ready", "failing"),
+    [
+        ({"a": ClusterProgress(10)}, False, ["cluster:a"]),  # before the first success
+        ({"a": ClusterProgress(10, last_success=95.0)}, True, []),
+        ({"a": ClusterProgress(10, last_success=70.0)}, True, []),  # exactly 3 intervals
+        ({"a": ClusterProgress(10, last_success=69.0)}, False, ["cluster:a"]),
+        ({"a": ClusterProgress(10, 99.0), "b": ClusterProgress(1, 90.0)}, False, ["cluster:b"]),
+        ({"a": ClusterProgress(10, 99.0, store_ok=False)}, False, ["store"]),
+    ],
+)
+def test_readiness(clusters: dict[str, ClusterProgress], ready: bool, failing: list[str]) -> None:
+    probe = readiness(clusters, now=100.0)
+    assert probe.ok is ready
+    assert [c.name for c in probe.checks if not c.ok] == failing
+    body = probe.to_dict()
+    assert body["status"] == ("ok" if ready else "failing")
+    assert [c["name"] for c in body["checks"]] == [
+        *(f"cluster:{n}" for n in sorted(clusters)),
+        "store",
+    ]
+
+
+def test_readiness_says_why() -> None:
+    never, stale = (
+        readiness({"a": ClusterProgress(10)}, 0.0),
+        readiness({"a": ClusterProgress(10, last_success=0.0)}, 45.0),
+    )
+    assert never.checks[0].detail == "no successful poll yet"
+    assert stale.checks[0].detail == "last successful poll 45 s ago (limit 30 s)"
+    refused = readiness({"b": ClusterProgress(1, 0.0, store_ok=False)}, 0.0).checks[-1]
+    assert refused.detail == "the last commit failed (clusters b)"
+
+
+@pytest.mark.parametrize(("age", "ok"), [(0.0, True), (10.0, True), (10.5, False)])
+def test_liveness(age: float, ok: bool) -> None:
+    probe = liveness(age, stale_after_secs=10.0)
+    assert probe.ok is ok
+    assert ("blocked" in probe.checks[0].detail) is not ok
+
+
+def test_heartbeat_age_follows_its_clock() -> None:
+    now = [5.0]
+    heartbeat = Heartbeat(clock=lambda: now[0])
+    assert heartbeat.age() == 0.0
+    now[0] = 7.5
+    assert heartbeat.age() == 2.5
+    heartbeat.beat()
+    assert heartbeat.age() == 0.0
+
+
+async def test_heartbeat_runs_on_the_loop_until_cancelled() -> None:
+    now = [0.0]
+    heartbeat = Heartbeat(clock=lambda: now[0])
+    now[0] = 50.0
+    task = asyncio.create_task(heartbeat.run(interval_secs=0.01))
+    await asyncio.sleep(0)
+    assert heartbeat.age() == 0.0
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
