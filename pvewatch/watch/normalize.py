@@ -92,10 +92,11 @@ def implausible(old: Snapshot | None, rows: Sequence[object]) -> str | None:
         return "the answer is an empty list (PVE always lists its nodes)"
     has_node = False
     for number, row in enumerate(rows):
-        if not isinstance(row, dict) or row.get("type") not in _REQUIRED:
+        kind = row.get("type") if isinstance(row, dict) else None
+        if not isinstance(row, dict) or not isinstance(kind, str) or kind not in _REQUIRED:
             continue
-        has_node = has_node or row.get("type") == "node"
-        for key in _REQUIRED[row["type"]]:
+        has_node = has_node or kind == "node"
+        for key in _REQUIRED[kind]:
             if _text(row.get(key)) is None:
                 return f"item {number} ({row.get('id')!r}) has no `{key}`"
     if not has_node and old is not None and any(r.type == "node" for r in old.resources.values()):

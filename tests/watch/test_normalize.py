@@ -253,6 +253,7 @@ def test_answers_pve_cannot_give_are_implausible(
         (CLUSTER_ROWS, [node("pve1"), vm(100, status=None)]),  # no status: no information
         (CLUSTER_ROWS, [node("pve1", status="offline"), skeletal(vm(100)), pool("production")]),
         (CLUSTER_ROWS, [node("pve1"), {"id": "x/1", "type": "ceph"}, "junk", 5]),
+        (CLUSTER_ROWS, [node("pve1"), {"id": "x/2", "type": ["qemu"]}]),  # found by fuzzing
         (CLUSTER_ROWS, [{"id": "node/7", "type": "node", "node": 7, "status": "online"}]),
     ],
 )
