@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from pvewatch.config import Config
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
-from pvewatch.deliver import Deliverer, RetryPolicy
+from pvewatch.deliver import Deliverer, RetryPolicy, settings_for
 from pvewatch.errors import StoreError
 from pvewatch.http import Listener
 from pvewatch.metrics import Metrics, MetricsOptions
@@ -60,6 +60,16 @@ class Runtime:
         for d in self.deliverers:
             d.wake()
 
+    async def record_sink_disabled(self, sink: str, event: Event) -> None:
+        """A sink was disabled (its webhook said 410): tell the other sinks."""
+        others = {s.name for s in self.sinks} - {sink}
+
+        def to_others(e: Event) -> list[str]:
+            return [name for name in route(self.config.sinks, e) if name in others]
+
+        await asyncio.to_thread(self.store.record_events, [event], to_others)
+        self.wake_deliverers([event])
+
 
 @contextlib.asynccontextmanager
 async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIterator[Runtime]:
@@ -89,24 +99,29 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
         for sink in sinks:
             metrics.sink_enabled(sink.name, True)
         rng = random.Random()
+        runtime = Runtime(config, store, sinks, [], [], [], metrics)
         deliverers = [
             Deliverer(
                 store,
                 sink,
-                policy=RetryPolicy(),
+                policy=RetryPolicy.from_config(sink_config.delivery.retry),
+                settings=settings_for(sink_config, sink),
                 clock=utcnow,
                 rng=rng,
                 logger=log,
                 observer=metrics,
+                on_disabled=runtime.record_sink_disabled,
             )
-            for sink in sinks
+            for sink_config, sink in zip(delivered, sinks, strict=True)
         ]
+        for deliverer in deliverers:
+            stack.push_async_callback(deliverer.stop)  # before its sink closes
         clients = []
         for cluster in config.clusters:
             client = PveClient(cluster, logger=log)
             stack.push_async_callback(client.aclose)
             clients.append(client)
-        runtime = Runtime(config, store, sinks, deliverers, clients, [], metrics)
+        runtime.deliverers, runtime.clients = deliverers, clients
         runtime.watchers = [
             ClusterWatcher(
                 cluster=cluster.name,

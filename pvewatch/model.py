@@ -319,6 +319,12 @@ EVENT_TYPES: Mapping[str, EventType] = {
         EventType("resource.status_changed", _I, "An entry of an unknown type changed status."),
         EventType("source.unreachable", _C, "pvewatch cannot poll the cluster (after debounce)."),
         EventType("source.recovered", _I, "pvewatch can poll the cluster again."),
+        EventType(
+            "sink.disabled",
+            _C,
+            "A sink's receiver answered 410 Gone: nothing goes to it until pvewatch restarts "
+            "(its events stay queued). Sent to the other sinks; `cluster` is empty.",
+        ),
         EventType("task.failed", _W, "A PVE task (a backup, a migration, ...) failed."),
         EventType("task.warnings", _I, "A PVE task finished with warnings (WARNINGS: n)."),
         EventType("cluster.quorum_lost", _C, "The cluster lost quorum (/cluster/status)."),

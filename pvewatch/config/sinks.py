@@ -17,8 +17,9 @@ Adding a sink type (webhook is next):
 2. add one entry `"<type>": SinkType(frozenset({...its keys...}), _<type>_options)` to
    `SINK_TYPES`; unknown keys are then refused with a did-you-mean hint;
 3. add its cases to tests/config/test_sinks.py.
-Options shared by every type (`filter`, `send_resolved`: `pvewatch.config.routing`) go in
-`COMMON_KEYS` and are read in `_sink`, not in each type's function.
+Options shared by every type (`filter`, `send_resolved`: `pvewatch.config.routing`;
+`retry`, `concurrency`, `max_per_minute`, `group_wait_secs`: `pvewatch.config.delivery`) go
+in `COMMON_KEYS` and are read in `_sink`, not in each type's function.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from pvewatch.config.delivery import DELIVERY_KEYS, delivery_options
 from pvewatch.config.reading import (
     NAME,
     Ctx,
@@ -77,7 +79,7 @@ SINK_TYPES: Mapping[str, SinkType] = MappingProxyType(
 # outbox rows and no Deliverer, and pvewatch.sinks has no builder for them. Their `filter`
 # picks the events that pvewatch_events_total counts.
 METRICS_ONLY_TYPES = frozenset({"prometheus"})
-COMMON_KEYS = frozenset({"type"}) | ROUTING_KEYS
+COMMON_KEYS = frozenset({"type"}) | ROUTING_KEYS | DELIVERY_KEYS
 DEFAULT_SINKS = (SinkConfig("console", "log", {"format": "text", "path": "-", "fsync": False}),)
 
 
@@ -99,8 +101,10 @@ def _sink(ctx: Ctx, name: str, options: object) -> SinkConfig | None:
     spec = SINK_TYPES[sink_type]
     checked = get_mapping(ctx, path, options, COMMON_KEYS | spec.keys) or {}
     sink_filter, send_resolved = routing_options(ctx, path, checked)
+    delivery = delivery_options(ctx, path, checked)
     own = {k: v for k, v in checked.items() if k not in COMMON_KEYS}
-    return SinkConfig(name, sink_type, spec.check(ctx, path, own), sink_filter, send_resolved)
+    options = spec.check(ctx, path, own)
+    return SinkConfig(name, sink_type, options, sink_filter, send_resolved, delivery)
 
 
 def _sink_type(ctx: Ctx, path: str, options: object) -> str | None:

@@ -89,6 +89,29 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """A sink's `retry:` (pvewatch.config.delivery): exponential backoff from initial_secs
+    (x5 per attempt, jittered) up to max_secs between attempts; a delivery is dead after
+    max_attempts (None: no limit) or max_age_secs after it was queued."""
+
+    initial_secs: float = 1.0
+    max_secs: float = 3600.0
+    max_attempts: int | None = None
+    max_age_secs: float = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """The framework-owned delivery keys of every sink (pvewatch.config.delivery).
+    None: the default for the sink (it depends on its type and format)."""
+
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    concurrency: int | None = None
+    max_per_minute: int | None = None
+    group_wait_secs: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SinkConfig:
     """One sink: `type` picks the implementation, `options` are its own keys, already
     validated and completed with defaults by that type's entry in
@@ -101,6 +124,7 @@ class SinkConfig:
     # sink receives (None: all), and whether it gets the events that resolve a problem.
     filter: SinkFilter | None = None
     send_resolved: bool = True
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
 
 @dataclass(frozen=True, slots=True)

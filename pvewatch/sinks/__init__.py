@@ -10,7 +10,7 @@ the shared contract check in `tests/sinks/contract.py`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from pvewatch.config.types import SinkConfig
@@ -21,12 +21,16 @@ from pvewatch.sinks.log import LogSink
 
 @runtime_checkable
 class Sink(Protocol):
-    """One destination of events. `name` is the configured sink name (the outbox key)."""
+    """One destination of events. `name` is the configured sink name (the outbox key);
+    `groups` is True when the sink sends a burst of events as one message (chat formats):
+    delivery then hands it every due event together."""
 
     name: str
+    groups: bool
 
-    async def send(self, event: Event) -> None:
-        """Deliver one event once; raise `SinkError(retryable=...)` if that failed."""
+    async def send(self, events: Sequence[Event]) -> None:
+        """Deliver these events once (one event, or a burst for a grouping sink); raise
+        `SinkError(retryable=...)` if that failed."""
         ...
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from pvewatch.config.types import SinkConfig
@@ -55,6 +56,8 @@ class LogSink:
     """Writes each event as one line. Files are opened lazily, in append mode, line
     buffered and flushed per event; `reopen()` lets log rotation take effect."""
 
+    groups = False
+
     def __init__(
         self,
         name: str,
@@ -87,10 +90,13 @@ class LogSink:
             fsync=opts.get("fsync") is True,
         )
 
-    async def send(self, event: Event) -> None:
+    async def send(self, events: Sequence[Event]) -> None:
         if self._closed:
             raise SinkError(f"log sink {self.name!r} is closed", retryable=False)
-        line = self._format(event) + "\n"
+        for event in events:
+            self._write(self._format(event) + "\n")
+
+    def _write(self, line: str) -> None:
         if self.path == STDOUT:
             self._write_stdout(line)
         else:

@@ -1,9 +1,9 @@
 """The contract every sink must meet; each sink's tests call `check_sink_contract`.
 
-A sink makes one attempt per `send` and either returns or raises `SinkError`; nothing
-else may escape, whatever the event holds (names and summaries come from the PVE
-server). `aclose()` may be called twice, and `send` after `aclose` still only returns or
-raises `SinkError`.
+A sink makes one attempt per `send` (of one event, or of a burst when it groups) and
+either returns or raises `SinkError`; nothing else may escape, whatever the event holds
+(names and summaries come from the PVE server). `aclose()` may be called twice, and
+`send` after `aclose` still only returns or raises `SinkError`.
 """
 
 from __future__ import annotations
@@ -82,11 +82,11 @@ def awkward_events() -> list[Event]:
     ]
 
 
-async def send_ok_or_sink_error(sink: Sink, event: Event) -> SinkError | None:
+async def send_ok_or_sink_error(sink: Sink, *events: Event) -> SinkError | None:
     """Send once; return the SinkError if any. Any other exception fails the test."""
     error: SinkError | None = None
     try:
-        await sink.send(event)
+        await sink.send(events)
     except SinkError as e:
         error = e
     assert error is None or isinstance(error.retryable, bool)
@@ -100,8 +100,11 @@ async def check_sink_contract(
     assert isinstance(sink, Sink)
     assert isinstance(sink.name, str)
     assert sink.name
+    assert isinstance(sink.groups, bool)
     for event in [*(events or sample_events()), *awkward_events()]:
         await send_ok_or_sink_error(sink, event)
+    if sink.groups:  # a burst, as delivery hands it to a grouping sink
+        await send_ok_or_sink_error(sink, *(events or sample_events()), *awkward_events())
     await sink.aclose()
     await sink.aclose()
     await send_ok_or_sink_error(sink, guest_stopped())

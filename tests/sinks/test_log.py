@@ -64,8 +64,8 @@ def test_json_line_is_exactly_to_dict() -> None:
 
 async def test_stdout_text_and_json() -> None:
     out = io.StringIO()
-    await LogSink("people", stream=out).send(guest_stopped())
-    await LogSink("machines", format="json", stream=out).send(guest_stopped())
+    await LogSink("people", stream=out).send([guest_stopped()])
+    await LogSink("machines", format="json", stream=out).send([guest_stopped()])
     text, js = out.getvalue().splitlines()
     assert text == format_text(guest_stopped())
     assert json.loads(js) == guest_stopped().to_dict()
@@ -74,7 +74,7 @@ async def test_stdout_text_and_json() -> None:
 async def test_stdout_in_a_non_utf8_locale_keeps_the_event() -> None:
     raw = io.BytesIO()
     out = io.TextIOWrapper(raw, encoding="ascii")
-    await LogSink("people", stream=out).send(awkward_events()[1])
+    await LogSink("people", stream=out).send([awkward_events()[1]])
     assert raw.getvalue().startswith(b"2026-11-28T01:02:03Z INFO l\\xe4b")
 
 
@@ -84,7 +84,7 @@ async def test_file_is_appended_one_line_per_event(tmp_path: Path) -> None:
     sink = LogSink("file", path=str(path), format="json", fsync=True)
     events = [guest_stopped(100), guest_stopped(101)]
     for event in events:
-        await sink.send(event)
+        await sink.send([event])
         # Flushed per event: readable before the sink is closed.
         assert path.read_text().count("\n") == 1 + events.index(event) + 1
     await sink.aclose()
@@ -96,10 +96,10 @@ async def test_file_is_appended_one_line_per_event(tmp_path: Path) -> None:
 async def test_reopen_follows_log_rotation(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
     sink = LogSink("file", path=str(path))
-    await sink.send(guest_stopped(100))
+    await sink.send([guest_stopped(100)])
     os.replace(path, tmp_path / "events.log.1")
     sink.reopen()
-    await sink.send(guest_stopped(101))
+    await sink.send([guest_stopped(101)])
     await sink.aclose()
     assert "qemu/100" in (tmp_path / "events.log.1").read_text()
     assert "qemu/101" in path.read_text()
@@ -110,12 +110,12 @@ async def test_unwritable_path_is_retryable_and_named(tmp_path: Path) -> None:
     path = tmp_path / "missing-dir" / "events.log"
     sink = LogSink("file", path=str(path))
     with pytest.raises(SinkError) as err:
-        await sink.send(guest_stopped())
+        await sink.send([guest_stopped()])
     assert err.value.retryable
     assert str(path) in str(err.value)
     # Once the directory exists, the next attempt works.
     path.parent.mkdir()
-    await sink.send(guest_stopped())
+    await sink.send([guest_stopped()])
     await sink.aclose()
     assert path.read_text().count("\n") == 1
 
@@ -124,7 +124,7 @@ async def test_send_after_close_is_a_permanent_error() -> None:
     sink = LogSink("people", stream=io.StringIO())
     await sink.aclose()
     with pytest.raises(SinkError) as err:
-        await sink.send(guest_stopped())
+        await sink.send([guest_stopped()])
     assert not err.value.retryable
 
 
