@@ -167,7 +167,7 @@ def _tls(ctx: Ctx, path: str, value: object) -> TlsConfig:
     if m is None:
         return TlsConfig()
     verify = get_bool(ctx, f"{path}.verify", m.get("verify"), True)
-    ca_file = _ca_file(ctx, f"{path}.ca_file", m.get("ca_file"))
+    ca_file = read_ca_file(ctx, f"{path}.ca_file", m.get("ca_file"))
     fingerprints = _fingerprints(ctx, f"{path}.fingerprint", m.get("fingerprint"))
     has_pin, has_ca = m.get("fingerprint") is not None, m.get("ca_file") is not None
     if m.get("verify") is not None and not verify and (has_pin or has_ca):
@@ -180,7 +180,8 @@ def _tls(ctx: Ctx, path: str, value: object) -> TlsConfig:
     return TlsConfig(verify=verify, ca_file=ca_file, fingerprints=fingerprints)
 
 
-def _ca_file(ctx: Ctx, path: str, value: object) -> Path | None:
+def read_ca_file(ctx: Ctx, path: str, value: object) -> Path | None:
+    """A PEM CA bundle's path (relative to the config file), checked to hold a certificate."""
     s = get_str(ctx, path, value)
     if not s:
         if s == "":

@@ -316,14 +316,22 @@ def get_secret(ctx: Ctx, path: str, m: Mapping[str, object], key: str) -> tuple[
         if s == "":
             ctx.add(join(path, key), "must not be empty")
         return (Secret(s) if s else None), join(path, key)
-    name = get_str(ctx, join(path, file_key), file_value)
+    if file_value is None:
+        return None, ""
+    return read_secret_file(ctx, join(path, file_key), file_value), join(path, file_key)
+
+
+def read_secret_file(ctx: Ctx, path: str, value: object) -> Secret | None:
+    """The secret in the file `value` names (the value of a `*_file` key at `path`);
+    relative to $CREDENTIALS_DIRECTORY when set, else to the config file."""
+    name = get_str(ctx, path, value)
     if name is None:
-        return None, ""
+        return None
     if not name:
-        ctx.add(join(path, file_key), "must not be empty")
-        return None, ""
+        ctx.add(path, "must not be empty")
+        return None
     base = ctx.credentials_dir or ctx.config_dir
-    return _read_secret_file(ctx, join(path, file_key), base / name), join(path, file_key)
+    return _read_secret_file(ctx, path, base / name)
 
 
 def credentials_token(ctx: Ctx, path: str, name: str) -> Secret | None:

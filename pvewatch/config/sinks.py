@@ -10,7 +10,7 @@ Every problem is reported with its key path (`sinks.audit.format: ...`) together
 the rest of the file's problems. The resulting `SinkConfig.options` hold every option of
 the type, defaults filled in and paths resolved, so a sink's `from_config` only reads them.
 
-Adding a sink type (webhook is next):
+Adding a sink type (a big one gets its own module, as `pvewatch.config.webhook`):
 1. write `_<type>_options(ctx, path, m) -> dict[str, object]` below: read each option of
    `m` with the getters of `pvewatch.config.reading` (secrets with `get_secret`, so
    `X_file` works) and return every option with its default;
@@ -41,6 +41,7 @@ from pvewatch.config.reading import (
 )
 from pvewatch.config.routing import ROUTING_KEYS, routing_options
 from pvewatch.config.types import SinkConfig
+from pvewatch.config.webhook import WEBHOOK_KEYS, webhook_options
 
 
 def _log_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> dict[str, object]:
@@ -72,6 +73,7 @@ class SinkType:
 SINK_TYPES: Mapping[str, SinkType] = MappingProxyType(
     {
         "log": SinkType(frozenset({"format", "path", "fsync"}), _log_options),
+        "webhook": SinkType(WEBHOOK_KEYS, webhook_options),
         "prometheus": SinkType(frozenset({"state_metrics"}), _prometheus_options),
     }
 )

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from pvewatch.config import ClusterConfig
+from pvewatch.config.types import ClusterConfig
 from pvewatch.errors import (
     ConfigError,
     SourceAuthError,

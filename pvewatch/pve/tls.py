@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 import httpcore
 import httpx
 
-from pvewatch.config import TlsConfig
+from pvewatch.config.types import TlsConfig
 from pvewatch.errors import ConfigError
 
 _HEX64 = re.compile(r"[0-9A-F]{64}")

@@ -17,6 +17,7 @@ from pvewatch.config.types import SinkConfig
 from pvewatch.errors import ConfigError
 from pvewatch.model import Event
 from pvewatch.sinks.log import LogSink
+from pvewatch.sinks.webhook import WebhookSink
 
 
 @runtime_checkable
@@ -43,6 +44,7 @@ class Sink(Protocol):
 # I/O, so config checking can build sinks without touching files or the network.
 SINK_TYPES: Mapping[str, Callable[[SinkConfig], Sink]] = {
     "log": LogSink.from_config,
+    "webhook": WebhookSink.from_config,
 }
 
 

@@ -1,0 +1,213 @@
+"""The webhook sink: the messages of the sink's format, signed per Standard Webhooks
+(`signing`), each sent with one HTTP request; the answer says whether it arrived and
+whether a retry could help (`response`). Retries, order and grouping are delivery's job.
+
+httpx is imported here and in the PVE client only; its errors become SinkError here.
+The URL may carry a token (Slack, Discord, ...) and headers may carry credentials, so
+logs and errors name the receiver by scheme, host and port only (`where`), and never
+quote an exception's text, which may hold the URL. Redirects are not followed. The
+answer's body is read up to 64 KiB, and the whole exchange, body included, ends after
+`timeout_secs`, so a receiver that never stops answering cannot hold delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from pvewatch import __version__
+from pvewatch.config.types import SinkConfig, TlsConfig
+from pvewatch.errors import SinkError
+from pvewatch.model import Event
+from pvewatch.pve.tls import build_ssl_context
+from pvewatch.secret import Secret
+from pvewatch.sinks import signing
+from pvewatch.sinks.formats import Formatter, Payload, build_formatter
+from pvewatch.sinks.response import answer_error
+
+MAX_ANSWER_BYTES = 64 * 1024
+USER_AGENT = f"pvewatch/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the receiver said to one message."""
+
+    message_id: str
+    status: int  # as the receiver sent it
+    effective_status: int  # as the format reads it (Teams: 200 with "429" in the body)
+    body: bytes  # at most MAX_ANSWER_BYTES
+    error: SinkError | None  # None: delivered
+
+
+class WebhookSink:
+    """Sends each event (or burst, for a grouping format) as the format's messages."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: Secret,
+        formatter: Formatter,
+        method: str = "POST",
+        headers: Mapping[str, Secret] | None = None,
+        timeout_secs: float = 10.0,
+        tls: TlsConfig | None = None,
+        secrets: Sequence[Secret] = (),
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.groups = formatter.groups
+        self._url = url
+        self._formatter = formatter
+        self._method = method
+        self._headers = dict(headers or {})
+        self._timeout = timeout_secs
+        self._tls = tls or TlsConfig()
+        self._keys = [signing.decode_secret(s.reveal()) for s in secrets]
+        self._clock = clock
+        self._transport = transport
+        self.where = _where(url)
+        self._client: httpx.AsyncClient | None = None  # made at the first send (reads files)
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, cfg: SinkConfig) -> WebhookSink:
+        """Build from the options `pvewatch.config.webhook` validated (only reads them)."""
+        o = cfg.options
+        url = o.get("url")
+        if not isinstance(url, Secret):
+            raise TypeError(f"sink {cfg.name}: a webhook needs its url as a Secret")
+        headers, secrets = o.get("headers"), o.get("secret")
+        timeout, tls = o.get("timeout_secs"), o.get("tls")
+        return cls(
+            cfg.name,
+            url=url,
+            formatter=build_formatter(cfg.name, o),
+            method=str(o.get("method", "POST")),
+            headers=headers if isinstance(headers, dict) else None,
+            timeout_secs=float(timeout) if isinstance(timeout, int | float) else 10.0,
+            tls=tls if isinstance(tls, TlsConfig) else None,
+            secrets=secrets if isinstance(secrets, tuple) else (),
+        )
+
+    async def send(self, events: Sequence[Event]) -> None:
+        for payload in self._formatter.render(events):
+            answer = await self.exchange(payload, events)
+            if answer.error is not None:
+                raise answer.error
+
+    async def try_send(self, events: Sequence[Event]) -> list[Answer]:
+        """What `send` does, returning every answer instead of raising at the first
+        refusal (`pvewatch test-sink`). Not reaching the receiver still raises."""
+        return [await self.exchange(p, events) for p in self._formatter.render(events)]
+
+    async def exchange(self, payload: Payload, events: Sequence[Event]) -> Answer:
+        """One signed request and its answer; SinkError when no answer came."""
+        if self._closed:
+            raise SinkError(f"webhook sink {self.name!r} is closed", retryable=False)
+        msg_id = signing.message_id(payload.event_ids or [e.id for e in events])
+        now = self._clock()
+        headers = {
+            "user-agent": USER_AGENT,
+            "content-type": payload.content_type,
+            **payload.headers,
+            **{name: value.reveal() for name, value in self._headers.items()},
+            **signing.sign(self._keys, msg_id, int(now), payload.body),
+        }
+        status, body, retry_after = await self._request(headers, payload.body)
+        effective = self._formatter.effective_status(status, body)
+        when = datetime.fromtimestamp(now, UTC)
+        return Answer(
+            msg_id, status, effective, body, answer_error(effective, retry_after, when, self.where)
+        )
+
+    async def _request(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str | None]:
+        client = self._http()
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with client.stream(
+                    self._method, self._url.reveal(), content=body, headers=headers
+                ) as response:
+                    answer = await _read_at_most(response, MAX_ANSWER_BYTES)
+                    return response.status_code, answer, response.headers.get("retry-after")
+        except TimeoutError:
+            reason = f"no complete answer within {self._timeout:g}s"
+        except httpx.HTTPError as e:
+            reason = _reason(e)
+        raise SinkError(f"{self.where}: {reason}", retryable=True)
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            try:
+                context = build_ssl_context(self._tls)
+            except (OSError, ssl.SSLError) as e:
+                raise SinkError(
+                    f"webhook sink {self.name!r}: cannot load tls.ca_file: {type(e).__name__}",
+                    retryable=True,
+                ) from None
+            self._client = httpx.AsyncClient(
+                verify=context,
+                transport=self._transport,
+                timeout=httpx.Timeout(self._timeout),
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def _where(url: Secret) -> str:
+    """The receiver as logs may show it: scheme://host[:port], nothing that may be secret."""
+    parts = urlsplit(url.reveal())
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The first `limit` bytes of the body; the rest is never read."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def _reason(e: httpx.HTTPError) -> str:
+    """Why a request got no answer, without the exception's text (it may hold the URL)."""
+    if isinstance(e, httpx.TimeoutException):
+        return f"timed out ({type(e).__name__})"
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS: {cause.verify_message or 'certificate verify failed'}"
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"cannot connect: {cause.strerror}"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(e, httpx.ConnectError):
+        return "cannot connect"
+    if isinstance(e, httpx.RemoteProtocolError):
+        return "the connection broke or the answer was not HTTP"
+    return type(e).__name__
