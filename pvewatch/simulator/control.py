@@ -65,7 +65,7 @@ class Control:
     def handle(self, req: Request) -> Reply:
         try:
             body = json.loads(req.body) if req.body.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             return _error(400, f"{req.path}: the body is not JSON")
         try:
             return self._route(req, body)

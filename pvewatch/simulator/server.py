@@ -159,6 +159,9 @@ class SimServer:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of connections, which
+    # then wait a second or more to be retried.
+    request_queue_size = 128
 
     def __init__(
         self, address: tuple[str, int], sim: SimServer, context: ssl.SSLContext | None
@@ -207,14 +210,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def parse_request(self) -> bool:
         parsed = super().parse_request()
+        if not parsed:  # answered with an error already; `path` may not even be set
+            return False
         path = unquote(urlsplit(self.path).path)
-        if parsed and not path.startswith("/_sim"):
+        if not path.startswith("/_sim"):
             self.server.sim.stats.count(self.command, path)
-        return parsed
+        return True
 
     def _dispatch(self) -> None:
         try:
-            reply = self.server.sim.answer(self._request())
+            request = self._request()
+        except ValueError:  # a Content-Length that is not a number
+            self._send(handler_error(400, "invalid Content-Length\n"))
+            return
+        try:
+            reply = self.server.sim.answer(request)
         except Exception as exc:  # a simulator bug answers like a dying PVE handler
             reply = handler_error(500, f"simulator error: {type(exc).__name__}: {exc}\n")
         if reply.delay_secs:
@@ -248,7 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
         accepts = "gzip" in self.headers.get("Accept-Encoding", "").lower()
         if gzipped is None and accepts and len(body) > GZIP_MIN_BYTES:
             gzipped = compress(body)
-        self.send_response(reply.status, reply.reason)
+        # The status line is latin-1; a reason quoting a path may hold anything.
+        reason = reply.reason.encode("latin-1", "replace").decode("latin-1")
+        self.send_response(reply.status, reason)
         if reply.body is not None:
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Cache-Control", "max-age=0")
