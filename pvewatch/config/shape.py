@@ -3,6 +3,7 @@
     rules:
       shape:
         hold:                      # per event type: how long a transition must last
+                                   # (`hold: false`: no holds at all)
           guest.stopped: {for_secs: 30}
           node.offline: {for_secs: 60}
         flapping:                  # `flapping: false` turns flapping detection off
@@ -78,6 +79,8 @@ def shape_section(ctx: Ctx, value: object, path: str = "rules.shape") -> ShapeCo
 
 
 def _hold(ctx: Ctx, path: str, value: object) -> dict[str, float]:
+    if value is False:
+        return {}
     hold = dict(DEFAULT_HOLD_SECS)
     m = {} if value is None else get_mapping(ctx, path, value, frozenset(EVENT_TYPES))
     for type_, item in (m or {}).items():

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pvewatch.config.rules import RulesConfig, ShapeConfig
+from pvewatch.config.rules import RulesConfig
 from pvewatch.model import EVENT_TYPES, Event, Snapshot, event_id
 from pvewatch.watch import cause, suppress, tasks, thresholds
-from pvewatch.watch.shape import SHAPE_EVENT_TYPES
+from pvewatch.watch.shape import SHAPE_EVENT_TYPES, shape
 from pvewatch.watch.suppress import Silence
 
 # The event types the rules make (the others come from the diff and the source health).
@@ -51,7 +51,7 @@ class RuleInput:
     # only where PVE reports them) and "uptime" (seconds). See thresholds.usage().
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # The tails of the logs of tasks newly finished with an error, by UPID (fetched by the
-    # pipeline for what `tasks.to_report` names, bounded).
+    # pipeline for what `tasks.logs_wanted` names, bounded).
     task_logs: Mapping[str, Sequence[str]] = field(default_factory=dict)
     polled: bool = True  # False: the poll failed; `events` are the source events only
 
@@ -73,16 +73,9 @@ def apply_rules(
             inp.new, inp.metrics, state.get("thresholds"), config.thresholds, inp.now
         )
         events += quorum_events(inp) + task_events + usage_events
-    events, new_state["shape"] = shape(events, inp, config.shape, state.get("shape"))
+    events, new_state["shape"] = shape(events, inp, config.shape, state.get("shape"), inp.now)
     events = suppress.apply(events, inp.new, config.maintenance, silences, inp.now)
     return events, new_state
-
-
-def shape(
-    events: list[Event], inp: RuleInput, config: ShapeConfig, state: Any
-) -> tuple[list[Event], Any]:
-    """Step 3, the shaping of pvewatch.watch.shape; until it lands, events pass as they are."""
-    return events, state if state is not None else {}
 
 
 def quorum_events(inp: RuleInput) -> list[Event]:

@@ -20,6 +20,7 @@ from pvewatch.config import (
     StoreConfig,
     TlsConfig,
 )
+from pvewatch.config.rules import RulesConfig, ShapeConfig
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
@@ -79,6 +80,8 @@ def watcher_config(
         ),
         store=StoreConfig(path=tmp / "state.db"),
         http=HttpConfig(listen="127.0.0.1:0"),  # any free port: tests never collide
+        # Every transition at once: holds and flapping have end-to-end tests of their own.
+        rules=RulesConfig(shape=ShapeConfig(hold_secs={}, flapping=None)),
         sinks=(SinkConfig("events", "log", {"format": "json", "path": str(tmp / "events.jsonl")}),),
     )
 

@@ -34,6 +34,8 @@ def _write_config(tmp: Path, url: str, fingerprint: str) -> Path:
         ],
         "store": {"path": str(tmp / "state.db")},
         "http": {"listen": "127.0.0.1:0"},  # any free port: a real pvewatch may hold 9886
+        # Every transition is sent at once, so every stored event must reach the log.
+        "rules": {"shape": {"hold": False, "flapping": False}},
         "sinks": {"events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")}},
     }
     path = tmp / "watch.yaml"
