@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,15 @@ from pvewatch.errors import StoreError
 from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event, Resource, ResourceRef, Severity, Snapshot
 from pvewatch.sinks.filter import SinkFilter
-from tests.prom import families, needs_promtool, parse, promtool_check_metrics, select, value
+from tests.prom import (
+    PROMTOOL,
+    families,
+    needs_promtool,
+    parse,
+    promtool_check_metrics,
+    select,
+    value,
+)
 
 T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -363,3 +372,29 @@ def test_readme_lists_every_metric_family() -> None:
     section = README.read_text().split("\n## Metrics", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `(pvewatch_[a-z_]+)`", section, flags=re.MULTILINE))
     assert documented == ours
+
+
+def _promtool(*args: str) -> str:
+    assert PROMTOOL is not None
+    done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@needs_promtool
+def test_the_readme_alerts_are_valid_rules_on_real_series(tmp_path: Path) -> None:
+    section = README.read_text().split("### Ready-made alerts", 1)[1]
+    rules = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "rules.yml").write_text(rules)
+    _promtool("check", "rules", str(tmp_path / "rules.yml"))
+    metrics, _ = make(store=FakeOutbox())
+    polled(metrics, snapshot(guest(100)))
+    exposed = families(scrape(metrics)) | {"up"}
+    for expr in re.findall(r"expr: (.+)", rules):
+        for name in re.findall(r"\b(pvewatch_[a-z_]+|up)\{?", expr):
+            assert name in exposed, (name, expr)
+
+
+@needs_promtool
+def test_the_deploy_scrape_config_is_valid() -> None:
+    _promtool("check", "config", str(README.parent / "deploy/prometheus/prometheus.yml"))
