@@ -63,6 +63,14 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+def parse_duration(value: str) -> timedelta:
+    """`30s`, `15m`, `2h`, `7d`."""
+    m = _DURATION.match(value.strip())
+    if m is None:
+        raise argparse.ArgumentTypeError(f"expected a duration like 2h, 30m or 7d, got {value!r}")
+    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+
+
 def parse_since(value: str, now: datetime) -> datetime:
     """`30s`, `15m`, `1h`, `2d` ago, or an ISO 8601 time (UTC if no offset)."""
     m = _DURATION.match(value.strip())
@@ -195,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay of 401 answers (PVE: about 3)",
     )
     _api_parser(sub)
+    _silence_parser(sub)
     return parser
 
 
@@ -217,6 +226,57 @@ def _api_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     g.add_argument("--cluster", metavar="NAME", help="default: the first configured cluster")
     g.add_argument("-o", "--output", choices=("table", "json"), default="table")
     _add_config_flag(g)
+
+
+def _silence_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "silence",
+        help="silence matching events for a while (recorded, sent nowhere)",
+        description="Silences keep matching events from every sink while they are active; "
+        "the events are still recorded. MATCH is KEY=GLOB pairs joined by commas (KEY!=GLOB "
+        "negates), keys: cluster, type, resource, node, vmid, name, pool, tag, severity.",
+        epilog="example:\n  pvewatch silence add --match 'cluster=lab,resource=qemu/100,"
+        "type=guest.*' --for 2h --comment 'disk swap'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="add a silence, active from now")
+    add.add_argument(
+        "--match", required=True, metavar="MATCH", help="e.g. cluster=lab,type=guest.*"
+    )
+    add.add_argument(
+        "--for", dest="duration", required=True, type=parse_duration, help="e.g. 2h, 30m, 7d"
+    )
+    add.add_argument("--comment", default="", help="why (shown by silence list)")
+    add.add_argument("--by", metavar="NAME", help="who (default: $USER)")
+    show = actions.add_parser("list", help="list the silences not yet expired")
+    show.add_argument("--all", action="store_true", help="also the expired ones")
+    show.add_argument("--json", action="store_true", help="one JSON object per line")
+    remove = actions.add_parser("remove", help="remove a silence by its id")
+    remove.add_argument("id", metavar="ID")
+    for q in (add, show, remove):
+        _add_config_flag(q)
+
+
+def _silence(args: argparse.Namespace) -> int:
+    from pvewatch import silences
+
+    config = _load(_config_path(args.config))
+    if config is None:
+        return 2
+    path, now = config.store.path, datetime.now(UTC)
+    try:
+        if args.action == "add":
+            by = args.by or os.environ.get("USER") or None
+            return silences.add(
+                path, args.match, args.duration, args.comment, by, now, sys.stdout, sys.stderr
+            )
+        if args.action == "list":
+            return silences.show(path, now, sys.stdout, everything=args.all, as_json=args.json)
+        return silences.remove(path, args.id, sys.stdout, sys.stderr)
+    except StoreError as e:
+        print(f"cannot use the state store: {e}", file=sys.stderr)
+        return 1
 
 
 def _load(path: Path) -> Config | None:
@@ -292,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     if args.command == "events":
         return _events(args)
+    if args.command == "silence":
+        return _silence(args)
     if args.command == "demo":
         from pvewatch.demo import run_demo
 

@@ -132,6 +132,7 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
                 sinks=functools.partial(route, delivered),
                 clock=utcnow,
                 on_commit=runtime.wake_deliverers,
+                rules=config.rules,
                 logger=log,
                 observer=metrics,
             )

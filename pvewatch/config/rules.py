@@ -195,7 +195,11 @@ def _threshold(ctx: Ctx, path: str, value: object) -> Threshold | None:
         return None
     trigger = get_number(ctx, join(path, "trigger"), m.get("trigger"), 0.9, (0.0, 1.0, False))
     clear = get_number(
-        ctx, join(path, "clear"), m.get("clear"), max(0.0, trigger - 0.05), (0.0, 1.0, True)
+        ctx,
+        join(path, "clear"),
+        m.get("clear"),
+        max(0.0, round(trigger - 0.05, 6)),
+        (0.0, 1.0, True),
     )
     if clear >= trigger:
         ctx.add(join(path, "clear"), f"must be below trigger ({trigger:g}), got {clear:g}")

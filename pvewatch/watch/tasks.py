@@ -22,12 +22,14 @@ from pvewatch.model import (
     Cause,
     Event,
     JSONValue,
+    Resource,
     ResourceRef,
     Snapshot,
     event_id,
     format_time,
 )
 from pvewatch.pve.upid import parse_upid
+from pvewatch.watch.diff import label
 
 if TYPE_CHECKING:
     from pvewatch.watch.rules import RuleInput
@@ -174,13 +176,14 @@ def _new_finished(tasks: Sequence[Task], state: object) -> list[Task]:
     reported = state.get("reported")
     reported = reported if isinstance(reported, dict) else {}
     watermark = _int(state.get("watermark")) or 0
-    return [
-        t
+    fresh = {
+        t.upid: t
         for t in tasks
         if t.endtime is not None
         and t.upid not in reported
         and t.endtime >= watermark - REPORT_WINDOW_SECS
-    ]
+    }
+    return list(fresh.values())  # one per UPID, should a list repeat a row
 
 
 def _next_state(
@@ -207,12 +210,12 @@ def _next_state(
 
 def _event(task: Task, inp: RuleInput, log: Sequence[str] | None, lines: int) -> Event:
     type_ = "task.failed" if task.outcome == "failed" else "task.warnings"
-    subject = _subject(task, inp.new)
+    subject, named = _subject(task, inp.new)
     what = f"{_TASK_NOUNS.get(task.type, 'task')} ({task.type})"
     if task.outcome == "failed":
-        summary = f"{what} of {_object_label(task, subject)} failed: {task.status}"
+        summary = f"{what} of {named} failed: {task.status}"
     else:
-        summary = f"{what} of {_object_label(task, subject)} finished with {task.status}"
+        summary = f"{what} of {named} finished with {task.status}"
     details: dict[str, JSONValue] = {
         "upid": task.upid,
         "task_type": task.type,
@@ -232,31 +235,21 @@ def _event(task: Task, inp: RuleInput, log: Sequence[str] | None, lines: int) ->
         cluster=inp.new.cluster,
         severity=EVENT_TYPES[type_].severity,
         summary=summary,
-        resource=subject,
+        resource=ResourceRef.of(subject),
         cause=Cause(task.kind, task.upid, task.user),
         detected_late=inp.late,
         details=details,
     )
 
 
-def _subject(task: Task, snapshot: Snapshot) -> ResourceRef:
-    """The guest the task is about, else its node."""
+def _subject(task: Task, snapshot: Snapshot) -> tuple[Resource, str]:
+    """The guest the task is about, else its node; and how a summary names it."""
     if task.vmid is not None:
         for kind in ("qemu", "lxc"):
             guest = snapshot.resources.get(f"{kind}/{task.vmid}")
             if guest is not None:
-                return ResourceRef.of(guest)
+                return guest, f"{label(guest)} on {task.node}"
     node = snapshot.resources.get(f"node/{task.node}")
-    if node is not None:
-        return ResourceRef.of(node)
-    return ResourceRef(id=f"node/{task.node}", type="node", node=task.node)
-
-
-def _object_label(task: Task, subject: ResourceRef) -> str:
-    if subject.type in ("qemu", "lxc"):
-        noun = "VM" if subject.type == "qemu" else "CT"
-        name = f" ({subject.name})" if subject.name else ""
-        return f"{noun} {subject.vmid}{name} on {task.node}"
-    if task.id:
-        return f"{task.id} on {task.node}"
-    return f"node {task.node}"
+    node = node or Resource(id=f"node/{task.node}", type="node", node=task.node)
+    # A guest that is gone by now, or something else than a guest (a storage, ...).
+    return node, f"{task.id} on {task.node}" if task.id else label(node)

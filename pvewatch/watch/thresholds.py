@@ -109,7 +109,7 @@ def step(
     was: Mapping[str, Any], value: float | None, threshold: Threshold, stamp: float
 ) -> tuple[bool, float | None, bool]:
     """One measurement of one threshold: (firing, since, whether it flipped now)."""
-    firing, since = bool(was.get("firing")), _number(was.get("since"))
+    firing, since = was.get("firing") is True, _number(was.get("since"))
     if value is None:
         return firing, None, False  # no number now: a pending crossing starts over
     crossing = value <= threshold.clear if firing else value >= threshold.trigger

@@ -51,7 +51,9 @@ def test_first_start_is_baseline_then_a_stop_is_one_event(tmp_path: Path) -> Non
     assert event["change"] == {"field": "status", "old": "running", "new": "stopped"}
     assert event["cluster"] == "e2e"
     assert event["detected_late"] is False
-    assert event["summary"].endswith("stopped")
+    # No task explains it: the rules say so (tests/e2e/test_rules_e2e.py has the rest).
+    assert event["summary"].endswith("stopped unexpectedly")
+    assert event["cause"]["kind"] == "unplanned"
 
 
 def test_migration_is_one_guest_migrated_event(tmp_path: Path) -> None:
