@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pvewatch.config.rules import ExpectRule
@@ -58,9 +60,27 @@ _CRASHED = frozenset({"io-error", "internal-error", "guest-panicked"})
 _EXPLAINED = frozenset({"user", "backup", "migration"})
 
 
+@dataclass(frozen=True, slots=True)
+class TaskIndex:
+    """The task list, indexed once per poll: each event looks only at its guest's tasks."""
+
+    by_id: Mapping[str, Sequence[Task]]  # by task id (a vmid, or "" for node-wide tasks)
+    finished_starts: Mapping[str, Sequence[int]]  # per node, start times of finished tasks
+
+    @classmethod
+    def of(cls, tasks: Sequence[Task]) -> TaskIndex:
+        by_id: dict[str, list[Task]] = defaultdict(list)
+        starts: dict[str, list[int]] = defaultdict(list)
+        for task in tasks:
+            by_id[task.id].append(task)
+            if task.endtime is not None:
+                starts[task.node].append(task.starttime)
+        return cls(by_id, starts)
+
+
 def explain(events: Sequence[Event], inp: RuleInput, expect: Sequence[ExpectRule]) -> list[Event]:
     """`events` with cause, summary and severity set where a guest transition has a cause."""
-    tasks = parse_tasks(inp.tasks) if inp.tasks is not None else None
+    tasks = TaskIndex.of(parse_tasks(inp.tasks)) if inp.tasks is not None else None
     window = _window(inp)
     return [
         _explained(e, inp, tasks, window, expect) if e.type in _CANDIDATES else e for e in events
@@ -75,7 +95,7 @@ def _window(inp: RuleInput) -> tuple[int, int]:
 def _explained(
     event: Event,
     inp: RuleInput,
-    tasks: list[Task] | None,
+    tasks: TaskIndex | None,
     window: tuple[int, int],
     expect: Sequence[ExpectRule],
 ) -> Event:
@@ -105,7 +125,7 @@ def find_cause(
     event_type: str,
     before: Resource | None,
     after: Resource | None,
-    tasks: Sequence[Task] | None,
+    tasks: TaskIndex | None,
     window: tuple[int, int],
 ) -> Cause:
     """The cause of one guest transition (see the module docstring)."""
@@ -129,23 +149,23 @@ def _best_task(
     event_type: str,
     before: Resource | None,
     after: Resource | None,
-    tasks: Sequence[Task],
+    tasks: TaskIndex,
     window: tuple[int, int],
 ) -> Task | None:
     types = _CANDIDATES[event_type]
     guest = after or before
     assert guest is not None
-    vmid = str(guest.vmid) if guest.vmid is not None else None
+    vmid = str(guest.vmid) if guest.vmid is not None else ""
     nodes = {r.node for r in (before, after) if r is not None and r.node}
     locked = any(r is not None and r.lock == "backup" for r in (before, after))
     start, end = window
     best: tuple[int, int, Task] | None = None
-    for task in tasks:
+    for task in [*tasks.by_id.get(vmid, ()), *tasks.by_id.get("", ())]:
         if task.type not in types or task.starttime > end:
             continue
         if task.endtime is not None and task.endtime < start:
             continue
-        if task.id == vmid:
+        if task.id:
             rank = 0
         elif task.id == "" and task.type in _NODE_WIDE and task.node in nodes:
             if task.type == "vzdump" and not locked:
@@ -165,10 +185,10 @@ def _ha_acting(before: Resource | None, after: Resource | None) -> bool:
     return before.hastate != after.hastate or after.hastate in _HA_ACTING
 
 
-def _covers(tasks: Sequence[Task], node: str | None, since: int) -> bool:
+def _covers(tasks: TaskIndex, node: str | None, since: int) -> bool:
     """Whether the node's task list reaches back to `since`: PVE keeps only the newest 25
     finished tasks per node, so after a long gap a task may have fallen off the list."""
-    finished = [t.starttime for t in tasks if t.node == node and t.endtime is not None]
+    finished = tasks.finished_starts.get(node or "", ())
     return len(finished) < _TASKS_KEPT_PER_NODE or min(finished) <= since
 
 
