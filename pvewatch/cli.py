@@ -293,9 +293,12 @@ def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
     """The flag wins over the config's `log:`, which wins over the defaults."""
     from pvewatch.config.logging import LogConfig
     from pvewatch.logs import setup_logging
+    from pvewatch.secret import secret_values
 
     log = config.log if config is not None else LogConfig()
-    setup_logging(args.log_level or log.level, args.log_format or log.format, os.environ)
+    secrets = secret_values(config) if config is not None else []
+    level, fmt = args.log_level or log.level, args.log_format or log.format
+    setup_logging(level, fmt, os.environ, secrets=secrets)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

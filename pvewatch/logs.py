@@ -11,6 +11,8 @@ one it installed before, so calling it twice is harmless):
 
 apscheduler, httpx and httpcore log every job run and request at INFO, which drowns what
 matters; they are held at WARNING (or the chosen level, if higher).
+
+Every secret of the config (`secrets=`) is masked as `***` in whatever is written.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -85,21 +87,43 @@ def build_formatter(fmt: str, *, timestamps: bool = True) -> logging.Formatter:
     return logging.Formatter(prefix + "%(levelname)s %(name)s: %(message)s")
 
 
+class RedactingFormatter(logging.Formatter):
+    """Masks secret values wherever the inner formatter wrote them (message, extra fields,
+    traceback): the last line of defence behind the modules that keep secrets out of
+    their messages, for a secret that reaches a log some other way (a server echoing
+    another cluster's token in an error page, a library's exception text)."""
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self._inner.format(record)
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+
 def setup_logging(
     level: str,
     fmt: str = "text",
     env: Mapping[str, str] | None = None,
     *,
     stream: TextIO | None = None,
+    secrets: Iterable[str] = (),
 ) -> None:
-    """Send every log record at `level` and above to `stream` (stderr) in `fmt`."""
+    """Send every log record at `level` and above to `stream` (stderr) in `fmt`, with
+    each of `secrets` (`pvewatch.secret.secret_values(config)`) masked as `***`."""
     stream = stream or sys.stderr
     env = os.environ if env is None else env
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
     handler = _Handler(stream)
-    handler.setFormatter(build_formatter(fmt, timestamps=not journald_adds_timestamps(env, stream)))
+    formatter = build_formatter(fmt, timestamps=not journald_adds_timestamps(env, stream))
+    handler.setFormatter(RedactingFormatter(formatter, secrets))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)

@@ -166,3 +166,19 @@ def test_the_log_format_of_a_real_run(
         assert any(e["level"] == "error" and e["logger"] == "pvewatch" for e in entries)
     else:
         assert " ERROR pvewatch: cluster gone could not be polled" in errors[0]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_secrets_are_masked_in_messages_extras_and_tracebacks(fmt: str) -> None:
+    out = io.StringIO()
+    setup_logging("debug", fmt, {}, stream=out, secrets=["s3cr3t-token-value", "hunter22"])
+    log = logging.getLogger("pvewatch.test")
+    log.warning("a proxy echoed s3cr3t-token-value", extra={"detail": "pw=hunter22"})
+    try:
+        raise ValueError("hunter22 in an exception")
+    except ValueError:
+        log.debug("failed", exc_info=True)
+    written = out.getvalue()
+    assert "s3cr3t-token-value" not in written
+    assert "hunter22" not in written
+    assert written.count("***") >= 3
