@@ -1,0 +1,77 @@
+"""pvewatch starts on a store it cannot use: a state directory that cannot be created,
+or one mounted read-only. `pvewatch once` says what and where, exits 1, prints no
+traceback; once the directory is writable again the change made meanwhile is reported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pvewatch.simulator.server import SimServer
+from pvewatch.store import SqliteStore
+from tests.e2e.harness import TOKEN, simulator
+from tests.faults.figures import Figures
+from tests.faults.support import mounted, run, start_guest, types
+
+SINK = "events"
+
+
+def _pvewatch(command: str, config: Path) -> subprocess.CompletedProcess[str]:
+    return run(sys.executable, "-m", "pvewatch", command, "-c", str(config))
+
+
+def _write_config(tmp: Path, sim: SimServer, store: Path) -> Path:
+    assert sim.fingerprint is not None
+    config = {
+        "clusters": [
+            {
+                "name": "disk",
+                "endpoints": [sim.url],
+                "token": TOKEN,
+                "tls": {"fingerprint": sim.fingerprint},
+            }
+        ],
+        "store": {"path": str(store)},
+        "http": {"listen": None},
+        "sinks": {SINK: {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")}},
+    }
+    path = tmp / "watch.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_a_store_that_cannot_be_created_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "not-a-directory").write_text("")
+    with simulator() as sim:
+        config = _write_config(tmp_path, sim, tmp_path / "not-a-directory" / "state.db")
+        done = _pvewatch("once", config)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "cannot create its directory" in done.stderr
+    assert str(tmp_path / "not-a-directory") in done.stderr
+
+
+def test_a_read_only_state_directory_at_start_then_writable_again(
+    tmp_path: Path, figures: Figures
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    with simulator() as sim:
+        config = _write_config(tmp_path, sim, state / "state.db")
+        assert _pvewatch("once", config).returncode == 0  # the baseline
+        guest = start_guest(sim)
+        with mounted(state, "--bind", "-o", "ro", str(state)):
+            refused = _pvewatch("once", config)
+        done = _pvewatch("once", config)
+    assert refused.returncode == 1, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert str(state / "state.db") in refused.stderr
+    assert done.returncode == 0, done.stderr
+    with SqliteStore(state / "state.db") as store:
+        events = store.events()
+    assert types(events) == [("guest.started", guest)]
+    assert events[0].detected_late
+    figures.add("faults_injected")
+    figures.add("events_checked", len(events))
