@@ -42,14 +42,17 @@ def test_ten_flaps_are_some_transitions_one_flapping_and_one_summary() -> None:
     _quiet(run, last + 60, start=last)
     types = run.sent_types(VM)
     assert types.count("guest.flapping") == 1
-    assert types[-1] == "guest.flapping_ended"
+    # The summary, then what the sinks last heard (stopped) made true again.
+    assert types[-2:] == ["guest.flapping_ended", "guest.started"]
     suppressed = [e for e in run.recorded if e.suppressed == "flapping"]
     assert len(suppressed) == 10 - 3
-    ended = run.sent(resource=VM)[-1]
+    ended, started = run.sent(resource=VM)[-2:]
     assert ended.details["status"] == "running"
     assert ended.details["transitions"] == 10
     assert ended.severity is Severity.INFO
     assert "stopped flapping after 10 status changes" in ended.summary
+    assert started.resolves == run.sent(resource=VM)[2].id
+    assert started.details["after_flapping"] == ended.id
 
 
 def test_with_holds_a_fast_flap_sends_only_the_flapping_pair() -> None:
@@ -59,29 +62,32 @@ def test_with_holds_a_fast_flap_sends_only_the_flapping_pair() -> None:
     assert run.sent_types(VM) == ["guest.flapping", "guest.flapping_ended"]
 
 
-def test_flapping_that_settles_stopped_ends_as_a_warning_and_an_open_problem() -> None:
-    run = Run(flaps(transitions=3, window=120, stable=30))
-    last = _flip(run, 5)  # ends stopped
+def test_flapping_that_settles_in_a_bad_state_ends_as_a_warning_and_starts_a_problem() -> None:
+    run = Run(flaps(transitions=3, window=120, stable=30, guest_stopped=30))
+    last = _flip(run, 5)  # ends stopped; every stop before was held, none sent
     _quiet(run, last + 30, start=last, status="stopped")
-    ended = run.sent(resource=VM)[-1]
-    assert ended.type == "guest.flapping_ended"
+    flapping, ended, stopped = run.sent(resource=VM)
+    assert (flapping.type, ended.type, stopped.type) == (
+        "guest.flapping",
+        "guest.flapping_ended",
+        "guest.stopped",
+    )
     assert ended.severity is Severity.WARNING
-    assert ended.condition == "guest.down:qemu/100"
+    assert (ended.condition, ended.resolves) == ("guest.flapping:qemu/100", flapping.id)
+    assert stopped.condition == "guest.stopped:qemu/100"
     run.poll(last + 100, cluster(node("pve1"), guest(100)))
-    assert run.sent(resource=VM)[-1].resolves == ended.id
+    assert run.sent(resource=VM)[-1].resolves == stopped.id
 
 
-def test_flapping_takes_over_an_open_problem_and_its_end_resolves_it() -> None:
+def test_flapping_leaves_an_open_problem_open_and_says_nothing_if_it_still_holds() -> None:
     run = Run(flaps(transitions=3, window=120, stable=30))
-    _flip(run, 4)
+    last = _flip(run, 5)  # sent: stopped, started, stopped (open); then flapping; ends stopped
+    _quiet(run, last + 30, start=last, status="stopped")
     sent = run.sent(resource=VM)
-    assert [e.type for e in sent][:3] == ["guest.stopped", "guest.started", "guest.stopped"]
-    flapping = sent[3]
-    assert flapping.type == "guest.flapping"
-    assert flapping.resolves == sent[2].id  # the open guest.down is now guest.flapping
-    assert flapping.condition == "guest.flapping:qemu/100"
-    _quiet(run, 200, start=40)
-    assert run.sent(resource=VM)[-1].resolves == flapping.id
+    assert [e.type for e in sent][3:] == ["guest.flapping", "guest.flapping_ended"]
+    assert sent[3].resolves is None
+    run.poll(last + 100, cluster(node("pve1"), guest(100)))
+    assert run.sent(resource=VM)[-1].resolves == sent[2].id
 
 
 def test_changes_spread_over_more_than_the_window_are_not_flapping() -> None:

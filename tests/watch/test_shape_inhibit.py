@@ -91,7 +91,7 @@ def test_what_really_changed_during_the_outage_is_sent_when_the_node_is_back() -
     assert stop.change is not None
     assert stop.change.old == "running"
     assert stop.details["reconciled"] == {"node": "pve3", "offline_since": "2026-11-28T03:00:10Z"}
-    assert stop.condition == "guest.down:qemu/301"
+    assert stop.condition == "guest.stopped:qemu/301"
 
 
 def test_a_guest_recovered_elsewhere_is_reported_once_from_where_it_runs() -> None:

@@ -99,14 +99,21 @@ def shape(
         deferred=deferred,
         dropped=started,
     )
-    out, opened = track(confirmed + batch + made, load_entries(s.get("conditions"), Open.load), now)
+    out, opened = track(
+        confirmed + batch + made, load_entries(s.get("conditions"), Open.load), ctx.new, now
+    )
+
+    def quiet(rid: str) -> bool:
+        flap = flaps.get(rid)
+        return outages.inhibits(rid, ctx.new) or (flap is not None and flap.since is not None)
+
     reminders, opened = remind(
         opened,
         ctx.new,
         config.repeat_interval_secs,
         now,
         observed=observed,
-        inhibited=lambda rid: outages.inhibits(rid, ctx.new),
+        quiet=quiet,
     )
     new_state: dict[str, Any] = {
         "pending": {k: p.dump() for k, p in pending.items()},

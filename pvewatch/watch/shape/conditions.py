@@ -1,11 +1,15 @@
 """Resolved and reminders: problem events start a condition, the event that ends it says so.
 
-A problem event gets `condition` (`guest.down:qemu/100`, `node.offline:node/pve3`,
-`storage.unavailable:storage/pve1/local`, `cluster.quorum_lost`, `source.unreachable`, ...);
-the event that ends the condition gets `resolves` = the id of the event that started it.
-Open conditions are kept in the state, so a resolution after a restart still pairs up.
+A condition is named after the type of the event that starts it and what it is about
+(`guest.stopped:qemu/100`, `node.offline:node/pve3`, `storage.unavailable:storage/pve1/nfs`,
+`guest.threshold_exceeded:qemu/100|cpu`, `cluster.quorum_lost`, `source.unreachable`), so
+sinks can treat it as an alert name. The event that starts it carries it in `condition`;
+the event that ends it carries the same `condition` and `resolves` = the id of the event
+that started it. An event has one of the two roles at most. Open conditions are kept in
+the state, so a resolution after a restart still pairs up.
+
 With `repeat_interval_secs`, an open condition that is still true per the snapshot is sent
-again that often: the firing event with a new id and `details.reminder` = 1, 2, ...
+again that often: the starting event with a new id and `details.reminder` = 1, 2, ...
 """
 
 from __future__ import annotations
@@ -15,34 +19,32 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pvewatch.model import Event, Severity, Snapshot
-from pvewatch.watch.shape.common import OWN_REASONS, derived_id, iso, load_time
+from pvewatch.model import Event, ResourceRef, Severity, Snapshot
+from pvewatch.watch.diff import diff
+from pvewatch.watch.shape.common import OWN_REASONS, derived_id, iso, load_time, noun
 from pvewatch.watch.shape.flapping import GOOD_STATUS
 
 # A stop that one of these explains is not a problem: someone or something meant it.
 _EXPLAINED = frozenset({"user", "backup", "migration", "ha", "replication"})
-_PROBLEM = {"guest": "guest.down", "node": "node.offline", "storage": "storage.unavailable"}
-# The conditions an event type ends (the first one open is named in `resolves`).
+# The problems of a resource's status, by noun: one of them open at a time ("down").
+_DOWN: Mapping[str, tuple[str, ...]] = {
+    "guest": ("guest.stopped", "guest.status_changed"),
+    "node": ("node.offline",),
+    "storage": ("storage.unavailable",),
+}
+# The conditions an event type ends.
 _ENDS: Mapping[str, tuple[str, ...]] = {
-    "guest.started": ("guest.down",),
-    "guest.resumed": ("guest.down",),
-    "guest.removed": ("guest.down", "guest.flapping"),
-    "node.online": ("node.offline",),
-    "node.removed": ("node.offline", "node.flapping"),
-    "storage.available": ("storage.unavailable",),
-    "storage.removed": ("storage.unavailable", "storage.flapping"),
+    "guest.started": _DOWN["guest"],
+    "guest.resumed": _DOWN["guest"],
+    "guest.removed": (*_DOWN["guest"], "guest.flapping"),
+    "node.online": _DOWN["node"],
+    "node.removed": (*_DOWN["node"], "node.flapping"),
+    "storage.available": _DOWN["storage"],
+    "storage.removed": (*_DOWN["storage"], "storage.flapping"),
     "cluster.quorum_regained": ("cluster.quorum_lost",),
     "source.recovered": ("source.unreachable",),
-    # Flapping takes over a problem open on the resource, and its end hands it back.
-    "guest.flapping": ("guest.down",),
-    "node.flapping": ("node.offline",),
-    "storage.flapping": ("storage.unavailable",),
-    "guest.flapping_ended": ("guest.flapping",),
-    "node.flapping_ended": ("node.flapping",),
-    "storage.flapping_ended": ("storage.flapping",),
-    "guest.threshold_cleared": ("guest.threshold_exceeded",),
-    "node.threshold_cleared": ("node.threshold_exceeded",),
-    "storage.threshold_cleared": ("storage.threshold_exceeded",),
+    **{f"{n}.flapping_ended": (f"{n}.flapping",) for n in _DOWN},
+    **{f"{n}.threshold_cleared": (f"{n}.threshold_exceeded",) for n in _DOWN},
 }
 
 
@@ -65,43 +67,29 @@ class Open:
         return cls(Event.from_dict(raw["event"]), last, int(raw.get("n") or 0)) if last else None
 
 
-def starts(event: Event) -> str | None:
-    """The condition an event starts, or None."""
-    if event.condition:
-        return event.condition
-    name = _problem(event)
-    if name is None:
-        return None
-    subject = _subject(event)
-    return f"{name}:{subject}" if subject else name
-
-
-def _subject(event: Event) -> str | None:
-    """What a condition is about: the resource, and for a threshold also the metric."""
+def _key(name: str, event: Event) -> str:
+    """`name:subject`: the resource, and for a threshold also the metric."""
     if event.resource is None:
-        return None
-    metric = event.details.get("metric") if "threshold" in event.type else None
-    return f"{event.resource.id}|{metric}" if metric else event.resource.id
+        return name
+    metric = event.details.get("metric") if "threshold" in name else None
+    return f"{name}:{event.resource.id}|{metric}" if metric else f"{name}:{event.resource.id}"
 
 
 def _problem(event: Event) -> str | None:
+    """The condition an event starts (its type), or None."""
     t = event.type
+    if t == "guest.stopped":
+        return None if event.cause and event.cause.kind in _EXPLAINED else t
+    if t == "guest.status_changed":
+        return t if event.severity is Severity.CRITICAL else None
     if t in ("node.offline", "storage.unavailable", "cluster.quorum_lost", "source.unreachable"):
         return t
-    if t == "guest.stopped":
-        return None if event.cause and event.cause.kind in _EXPLAINED else "guest.down"
-    if t == "guest.status_changed":
-        return "guest.down" if event.severity is Severity.CRITICAL else None
-    kind, _, verb = t.partition(".")
-    if verb in ("flapping", "threshold_exceeded"):
-        return t
-    if verb == "flapping_ended" and event.details.get("status") != GOOD_STATUS.get(kind):
-        return _PROBLEM.get(kind)  # it settled in a bad state
-    return None
+    verb = t.partition(".")[2]
+    return t if verb in ("flapping", "threshold_exceeded") else None
 
 
 def track(
-    events: list[Event], conditions: Mapping[str, Open], now: datetime
+    events: list[Event], conditions: Mapping[str, Open], new: Snapshot, now: datetime
 ) -> tuple[list[Event], dict[str, Open]]:
     """Set `condition` and `resolves` on the events that are sent; update what is open."""
     state = dict(conditions)
@@ -110,30 +98,66 @@ def track(
         if event.suppressed in OWN_REASONS:
             out.append(event)  # a transition held, inhibited or flapping ends nothing
             continue
-        ended = _ended(event, state)
-        if ended and event.resolves is None:
-            event = replace(event, resolves=ended)
-        key = starts(event)
-        if key is not None:
-            event = replace(event, condition=key)
-            state.setdefault(key, Open(event, now))
+        event = _mark(event, state, now)
         out.append(event)
+        if event.type.endswith(".flapping_ended"):
+            out += [_mark(e, state, now) for e in _settle(event, state, new, now)]
     return out, state
 
 
-def _ended(event: Event, state: dict[str, Open]) -> str | None:
-    """Close what the event ends; the id of the first event that started one of them."""
+def _mark(event: Event, state: dict[str, Open], now: datetime) -> Event:
+    ended = _ended(event, state)
+    if ended is not None:
+        return replace(event, condition=event.condition or ended[0], resolves=ended[1].event.id)
     if event.resolves:
-        for key in [k for k, o in state.items() if o.event.id == event.resolves]:
-            del state[key]
-        return None
-    subject = _subject(event)
-    found: str | None = None
+        return event  # resolved by the rule that made it (it knows what it ends)
+    name = _problem(event)
+    key = event.condition or (_key(name, event) if name else None)
+    if key is None:
+        return event
+    if event.resource is not None and name in _DOWN.get(noun(event.resource.type), ()):
+        # A guest that crashed (io-error) and then stopped is one problem, not two.
+        key = _open_down(event.resource, state) or key
+    state.setdefault(key, Open(replace(event, condition=key), now))
+    return replace(event, condition=key)
+
+
+def _ended(event: Event, state: dict[str, Open]) -> tuple[str, Open] | None:
+    """Close what the event ends; the first of them that was open."""
+    if event.resolves:
+        closed = [k for k, o in state.items() if o.event.id == event.resolves]
+        return (closed[0], state.pop(closed[0])) if closed else None
+    found: tuple[str, Open] | None = None
     for name in _ENDS.get(event.type, ()):
-        opened = state.pop(f"{name}:{subject}" if subject else name, None)
+        key = _key(name, event)
+        opened = state.pop(key, None)
         if opened is not None and found is None:
-            found = opened.event.id
+            found = (key, opened)
     return found
+
+
+def _open_down(ref: ResourceRef, state: Mapping[str, Open]) -> str | None:
+    """The open condition that says the resource is down (stopped, offline, ...), if any."""
+    keys = (f"{name}:{ref.id}" for name in _DOWN.get(noun(ref.type), ()))
+    return next((k for k in keys if k in state), None)
+
+
+def _settle(ended: Event, state: Mapping[str, Open], new: Snapshot, now: datetime) -> list[Event]:
+    """After flapping, what the sinks last heard of the resource's status (down or not)
+    is made true again: the transition from that to how it settled, if they differ."""
+    resource = new.resources.get(ended.resource.id) if ended.resource else None
+    if resource is None:
+        return []
+    good = GOOD_STATUS.get(noun(resource.type))
+    down = _open_down(ResourceRef.of(resource), state)
+    change = state[down].event.change if down else None
+    was = change.new if change else good
+    if (down is not None) == (resource.status != good) or not isinstance(was, str):
+        return []
+    before = Snapshot(new.cluster, {resource.id: replace(resource, status=was)}, now)
+    after = Snapshot(new.cluster, {resource.id: resource}, now)
+    note = {"after_flapping": ended.id}
+    return [replace(e, details={**e.details, **note}) for e in diff(before, after, now)]
 
 
 def remind(
@@ -143,10 +167,11 @@ def remind(
     now: datetime,
     *,
     observed: bool,
-    inhibited: Callable[[str], bool],
+    quiet: Callable[[str], bool],
 ) -> tuple[list[Event], dict[str, Open]]:
     """Reminders of the open conditions that are due and still true; the new state. A
-    condition about a resource that is gone is forgotten."""
+    condition about a resource that is gone is forgotten. `quiet`: resources not to remind
+    of (on an offline node, flapping)."""
     state = dict(conditions)
     reminders: list[Event] = []
     for key in sorted(state):
@@ -156,7 +181,7 @@ def remind(
             del state[key]
             continue
         due = interval_secs and now - o.last_sent >= timedelta(seconds=interval_secs)
-        if not due or not _still(key, o, new, observed) or (rid and inhibited(rid)):
+        if not due or not _still(key, o, new, observed) or (rid and quiet(rid)):
             continue
         n = o.reminders + 1
         reminders.append(
@@ -182,7 +207,7 @@ def _still(key: str, opened: Open, new: Snapshot, observed: bool) -> bool:
         return name == "source.unreachable" and not observed
     resource = new.resources.get(opened.event.resource.id) if opened.event.resource else None
     status = resource.status if resource else None
-    if name == "guest.down":
+    if name in ("guest.stopped", "guest.status_changed"):
         return status != "running"
     if name == "node.offline":
         return status == "offline"
