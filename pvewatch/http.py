@@ -278,6 +278,9 @@ def _handler(app: _App, log: logging.Logger) -> type[BaseHTTPRequestHandler]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 drops the SYNs of a burst of connections (many
+    # scrapers, probes, a client stalling several); they wait seconds to be retried.
+    request_queue_size = 128
 
     def __init__(
         self,

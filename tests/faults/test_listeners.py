@@ -113,9 +113,13 @@ def _assault(target: Target, figures: Figures) -> None:
         assert time.monotonic() - started < DEADLINE_SECS, f"{name}: no answer in time"
         figures.add("garbage_requests")
     with ExitStack() as stack:
+        started = time.monotonic()
         for _ in range(STALLED):  # each sends half a request line and stalls
             sock = stack.enter_context(_connect(target))
             sock.sendall(b"GET /api2/json/ver")
+        connected = time.monotonic() - started
+        figures.measure(f"secs_to_open_{STALLED}_connections_at_once", connected)
+        assert connected < 2, f"{STALLED} connections took {connected:.1f} s (listen backlog?)"
         started = time.monotonic()
         assert _status(_exchange(target, target.probe)) == 200, "stalled clients block others"
         waited = time.monotonic() - started
