@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from pvewatch import daemon
-from pvewatch.config import Config
+from pvewatch.config import Config, HttpConfig
 from pvewatch.model import Event
 from pvewatch.pipeline import PollResult
 from pvewatch.simulator.server import SimServer
@@ -66,6 +68,13 @@ class Rig:
             c.post("/faults", json=faults).raise_for_status()
         return sum(int(f["count"]) for f in faults)
 
+    def ready(self) -> tuple[int, str]:
+        """What /readyz answers: the status and the body."""
+        assert self.runtime.listener is not None, "watching(..., serve_http=True)"
+        with httpx.Client(timeout=10) as client:
+            answer = client.get(f"{self.runtime.listener.url}/readyz")
+        return answer.status_code, answer.text
+
     def pending_faults(self) -> list[dict[str, Any]]:
         with control(self.sim) as c:
             pending: list[dict[str, Any]] = c.get("/faults").json()
@@ -82,6 +91,11 @@ class Rig:
 
 
 @asynccontextmanager
-async def watching(sim: SimServer, config: Config) -> AsyncIterator[Rig]:
-    async with daemon.open_runtime(config) as runtime:
+async def watching(
+    sim: SimServer, config: Config, *, serve_http: bool = False
+) -> AsyncIterator[Rig]:
+    """`serve_http`: with the /metrics, /healthz, /readyz listener on a free port."""
+    if serve_http:
+        config = dataclasses.replace(config, http=HttpConfig(listen="127.0.0.1:0"))
+    async with daemon.open_runtime(config, serve_http=serve_http) as runtime:
         yield Rig(sim, runtime, Path(str(config.sinks[0].options["path"])))

@@ -138,7 +138,7 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
-async def test_a_full_disk_fails_commits_and_loses_nothing_once_freed(
+async def test_a_full_disk_fails_commits_and_readyz_and_loses_nothing_once_freed(
     tmp_path: Path, figures: Figures, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR)
@@ -147,14 +147,19 @@ async def test_a_full_disk_fails_commits_and_loses_nothing_once_freed(
     with mounted(state, "-t", "tmpfs", "-o", "size=4m", "tmpfs"), simulator(guests=30) as sim:
         config = fault_config(sim, tmp_path)
         config = dataclasses.replace(config, store=StoreConfig(path=state / "state.db"))
-        async with watching(sim, config) as rig:
+        async with watching(sim, config, serve_http=True) as rig:
             assert (await rig.poll()).ok
+            assert rig.ready()[0] == 200
             filler = _fill(state)
             guests = [start_guest(sim) for _ in range(3)]
             result = await rig.poll()
             assert (result.ok, result.error_kind) == (False, "store")
+            status, body = rig.ready()
+            assert status == 503, body
+            assert "the last commit failed" in body
             filler.unlink()
             assert (await rig.poll()).ok
+            assert rig.ready()[0] == 200
             await rig.deliver()
             events, sent = rig.stored(), rig.sent()
             problems = rig.runtime.store.check_integrity()

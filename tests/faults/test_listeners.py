@@ -6,21 +6,19 @@ and /_sim/ control API, over HTTP and HTTPS) and, once it is there, the metrics 
 
 from __future__ import annotations
 
-import inspect
+import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pvewatch import daemon
 from tests.e2e.harness import simulator
 from tests.faults.figures import Figures
+from tests.faults.rig import fault_config, watching
 
 DEADLINE_SECS = 10.0
 STALLED = 40
@@ -137,28 +135,12 @@ def test_the_simulator_answers_garbage_with_4xx_or_closes(tls: bool, figures: Fi
         _assault(Target(host, int(port), tls, probe), figures)
 
 
-@contextmanager
-def _no_listener_yet() -> Iterator[None]:
-    if "serve_http" not in inspect.signature(daemon.open_runtime).parameters:
-        pytest.skip("needs the metrics listener (issue 5): daemon.open_runtime(serve_http=)")
-    yield
-
-
 async def test_the_metrics_listener_answers_garbage_with_4xx_or_closes(
     tmp_path: Path, figures: Figures
 ) -> None:
-    import asyncio
-    import dataclasses
-
-    from pvewatch.config import HttpConfig
-    from tests.faults.rig import fault_config
-
-    with _no_listener_yet(), simulator() as sim:
-        config = fault_config(sim, tmp_path)
-        config = dataclasses.replace(config, http=HttpConfig(listen="127.0.0.1:0"))
-        open_runtime: Any = daemon.open_runtime  # typed loosely until the listener lands
-        async with open_runtime(config, serve_http=True) as runtime:
-            listener = runtime.listener
+    with simulator() as sim:
+        async with watching(sim, fault_config(sim, tmp_path), serve_http=True) as rig:
+            listener = rig.runtime.listener
             assert listener is not None
             host, port = listener.url.rsplit("/", 1)[1].rsplit(":", 1)
             probe = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
