@@ -1,10 +1,11 @@
 """`kill -9` of `pvewatch run` at random moments (start-up, poll, store transaction,
-delivery), many times over, while the cluster keeps changing; then one clean run.
-Every event committed is delivered at least once and byte-identical each time, no event
-is invented, no transition is reported under two ids, and the database passes
-`PRAGMA integrity_check` after every kill. Extends tests/e2e/test_crash.py (six kills, a
-status chain) with counted iterations, integrity checks and tag changes, which no rule
-holds back or counts as flapping, so the chain check stays exact as rules grow."""
+delivery to a log and a webhook), many times over, while the cluster keeps changing; then
+one clean run. Every event committed reaches both sinks at least once, byte-identical
+each time; no event is invented, no transition is reported under two ids, and the
+database passes `PRAGMA integrity_check` after every kill. Extends
+tests/e2e/test_crash.py (six kills, a status chain, the log sink) with counted
+iterations, integrity checks, a webhook, and tag changes, which no rule holds back or
+counts as flapping, so the chain check stays exact as rules grow."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ from pvewatch.simulator.server import SimServer
 from pvewatch.store import SqliteStore
 from tests.e2e.harness import TOKEN, control, polls_served, read_events, simulator, wait_for
 from tests.faults.figures import Figures
+from tests.faults.receiver import Receiver
 
 CLUSTER = "kill"
 
 
-def _write_config(tmp: Path, sim: SimServer) -> Path:
+def _write_config(tmp: Path, sim: SimServer, hook: Receiver) -> Path:
     assert sim.fingerprint is not None
     (tmp / "token").write_text(TOKEN + "\n")
     config = {
@@ -44,7 +46,10 @@ def _write_config(tmp: Path, sim: SimServer) -> Path:
         ],
         "store": {"path": str(tmp / "state.db")},
         "http": {"listen": None},
-        "sinks": {"events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")}},
+        "sinks": {
+            "events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")},
+            "hook": {"type": "webhook", "url": hook.url, "retry": {"initial_secs": 0.2}},
+        },
     }
     path = tmp / "watch.yaml"
     path.write_text(json.dumps(config))
@@ -107,8 +112,9 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(
     iterations = figures.scaled(5, 60)
     rng = random.Random(9)
     db = tmp_path / "state.db"
+    hook = Receiver().up()
     with simulator(guests=24, seed=9) as sim:
-        config = _write_config(tmp_path, sim)
+        config = _write_config(tmp_path, sim, hook)
         churn = Churn(sim, rng)
         proc = _start(config, tmp_path)
         wait_for(lambda: _baseline(db), what="the baseline")
@@ -130,19 +136,26 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(
 
             def all_sent() -> bool:
                 wanted = {e.id for e in _stored(db) if e.suppressed is None}
-                return wanted <= {e["id"] for e in read_events(tmp_path / "events.jsonl")}
+                logged = {e["id"] for e in read_events(tmp_path / "events.jsonl")}
+                return wanted <= logged and wanted <= hook.delivered_ids()
 
             wait_for(all_sent, timeout=60, what="every stored event in the log")
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0, (tmp_path / "stderr.log").read_text()
+            hook.down()
     stored = {e.id: e for e in _stored(db)}
     logged = read_events(tmp_path / "events.jsonl")
     _check(stored, logged)
+    bodies: dict[str, bytes] = {}
+    for request in hook.delivered():  # at least once, and the same bytes every time
+        assert bodies.setdefault(request.headers["webhook-id"], request.body) == request.body
+    assert set(bodies) == {e["id"] for e in logged}
     assert _integrity(db) == []
     figures.add("kills_survived", iterations)
     figures.add("events_checked", len(stored))
     figures.measure("redelivered_after_kill_9", len(logged) - len({e["id"] for e in logged}))
+    figures.measure("webhook_redelivered_after_kill_9", len(hook.delivered()) - len(bodies))
 
 
 def _check(stored: dict[str, Event], logged: list[dict[str, Any]]) -> None:
