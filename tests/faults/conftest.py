@@ -1,6 +1,7 @@
 """The faults suite: fast by default (part of `make test`), longer with `--soak` or
-`PVEWATCH_SOAK=1` (`make soak`). Tests add their figures to the `figures` fixture; the
-session writes them to `.faults-report.json` (see figures.py)."""
+`PVEWATCH_SOAK=1` (`make soak`: more kills, outages, polls and generated inputs). Tests
+add their figures to the `figures` fixture; the session writes them to
+`.faults-report.json` (see figures.py), `make faults-report` prints them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Generator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.faults.figures import Figures
 
@@ -24,6 +26,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     soak = bool(config.getoption("soak", False)) or os.environ.get("PVEWATCH_SOAK") == "1"
     config.stash[_FIGURES] = Figures(soak=soak)
+    if soak:  # twenty times the generated inputs of a normal run
+        settings.register_profile("pvewatch-soak", max_examples=2000, deadline=None)
+        settings.load_profile("pvewatch-soak")
 
 
 @pytest.hookimpl(wrapper=True)
