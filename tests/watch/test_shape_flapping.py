@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -149,3 +151,12 @@ def test_flapping_and_its_end_always_pair_up(gaps: list[float], transitions: int
     # Alternating, starting with flapping, and every flapping has ended once it is quiet.
     assert types == ["guest.flapping", "guest.flapping_ended"] * (len(types) // 2)
     assert run.state["flapping"].get(VM, {}).get("since") is None
+
+
+def test_no_reminders_while_flapping() -> None:
+    run = Run(replace(flaps(transitions=3, window=600, stable=300), repeat_interval_secs=20))
+    _flip(run, 5)  # the third change (a stop) was sent and is open; then flapping
+    _quiet(run, 250, start=50, status="stopped")
+    assert not [e for e in run.sent(resource=VM) if e.details.get("reminder")]
+    _quiet(run, 400, start=250, status="stopped")  # flapping ended at 350: reminders again
+    assert [e for e in run.sent(resource=VM) if e.details.get("reminder")]
