@@ -265,8 +265,7 @@ class Deliverer:
             if error is not None and error.retry_after_secs is not None:
                 # A throttled receiver (429/503 with Retry-After) gets no other message
                 # from this sink until then, about any resource.
-                hold = min(error.retry_after_secs, self._policy.max_secs)
-                self._hold(now + timedelta(seconds=hold))
+                self._hold(now + timedelta(seconds=error.retry_after_secs))
             outcomes = decide_message(message, error, now, self._policy, self._rng)
             for item, outcome in zip(message, outcomes, strict=True):
                 await self._record(item, outcome, now)

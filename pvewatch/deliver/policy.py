@@ -124,8 +124,9 @@ def decide(
         return Dead(attempts, f"gave up after {age:.0f}s: {message}")
     delay = policy.next_delay(attempts, rng)
     if error.retry_after_secs is not None and math.isfinite(error.retry_after_secs):
-        # The server knows best when it will take requests again, within our cap.
-        delay = max(delay, min(error.retry_after_secs, policy.max_secs))
+        # The server knows best when it will take requests again, even past max_secs
+        # (response.py caps what it believes at a week).
+        delay = max(delay, error.retry_after_secs)
     return Retry(now + timedelta(seconds=delay), attempts, message)
 
 

@@ -129,9 +129,9 @@ def throttled(secs: float) -> SinkError:
         (0, throttled(30), PLAIN, Retry(NOW + 30 * S, 1, "429")),
         (
             0,
-            throttled(86_400),
+            throttled(86_400),  # past max_secs: the server knows best
             PLAIN,
-            Retry(NOW + 300 * S, 1, "429"),
+            Retry(NOW + 86_400 * S, 1, "429"),
         ),
         (5, throttled(1), PLAIN, Retry(NOW + 32 * S, 6, "429")),
         (0, SinkError("", retryable=False), PLAIN, Dead(1, "SinkError")),
