@@ -204,7 +204,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _api_parser(sub)
     _silence_parser(sub)
+    _delivery_parsers(sub)
     return parser
+
+
+def _delivery_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _command(
+        sub,
+        "deliveries",
+        "list the deliveries still pending or dead (given up), oldest first",
+        "pvewatch deliveries --sink hook --state dead",
+    )
+    _add_config_flag(p)
+    p.add_argument("--sink", metavar="NAME", help="only this sink")
+    p.add_argument("--state", choices=("pending", "dead"), help="default: both")
+    p.add_argument("--limit", type=int, default=1000, metavar="N")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = _command(
+        sub,
+        "replay",
+        "queue deliveries again from scratch: one event's, or every dead one",
+        "pvewatch replay --sink hook --all-dead",
+    )
+    _add_config_flag(p)
+    p.add_argument("--sink", metavar="NAME", help="only this sink (default: every sink)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--event", metavar="ID", help="this event, whatever its state")
+    which.add_argument("--all-dead", action="store_true", help="every dead delivery")
+
+    p = _command(
+        sub,
+        "test-sink",
+        "send a sample event to a sink through its real format, signing and HTTP path, "
+        "and print the answer",
+        "pvewatch test-sink hook -c /etc/pvewatch/watch.yaml",
+    )
+    _add_config_flag(p)
+    p.add_argument("name", metavar="NAME", help="the sink's name in the config")
+
+
+def _delivery_command(args: argparse.Namespace) -> int:
+    from pvewatch.operate import deliveries
+
+    config = _load(_config_path(args.config))
+    if config is None:
+        return 2
+    out, err = sys.stdout, sys.stderr
+    if args.command == "deliveries":
+        return deliveries.list_deliveries(
+            config, sink=args.sink, state=args.state, as_json=args.json, limit=args.limit,
+            out=out, err=err,
+        )  # fmt: skip
+    if args.command == "replay":
+        return deliveries.replay(config, sink=args.sink, event_id=args.event, out=out, err=err)
+    return asyncio.run(deliveries.sink_test(config, args.name, out=out, err=err))
 
 
 def _api_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -357,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _events(args)
     if args.command == "silence":
         return _silence(args)
+    if args.command in ("deliveries", "replay", "test-sink"):
+        return _delivery_command(args)
     if args.command == "demo":
         from pvewatch.demo import run_demo
 

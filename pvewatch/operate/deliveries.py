@@ -1,0 +1,215 @@
+"""The operator's delivery commands: `pvewatch deliveries`, `replay` and `test-sink`.
+
+Each takes the loaded config and the output streams and returns the exit code: 0 done,
+1 nothing done or the receiver refused, 2 a usage error (such as an unknown sink).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TextIO
+
+from pvewatch.config import Config, SinkConfig
+from pvewatch.config.sinks import METRICS_ONLY_TYPES
+from pvewatch.errors import ConfigError, SinkError, SinkGone, StoreError
+from pvewatch.model import Event, format_time
+from pvewatch.sinks import build_sink
+from pvewatch.sinks.formats.sample import sample_event
+from pvewatch.sinks.log import escape_controls
+from pvewatch.sinks.webhook import Answer, WebhookSink
+from pvewatch.store import OutboxItem
+from pvewatch.store.sqlite import SqliteStore
+
+_SHOWN_ANSWER_BYTES = 300
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _delivered_sinks(config: Config) -> list[SinkConfig]:
+    return [s for s in config.sinks if s.type not in METRICS_ONLY_TYPES]
+
+
+def _chosen_sinks(config: Config, name: str | None, err: TextIO) -> list[str] | None:
+    """The sink names a command applies to: `name`, or every sink; None (after saying
+    why) when `name` is not a configured sink."""
+    names = [s.name for s in _delivered_sinks(config)]
+    if name is None:
+        return names
+    if name not in names:
+        print(f"no sink {name!r} in the config (sinks: {', '.join(names)})", file=err)
+        return None
+    return [name]
+
+
+def _open_store(config: Config, err: TextIO) -> SqliteStore | None:
+    if not config.store.path.exists():
+        print(f"no state store at {config.store.path} (has pvewatch run yet?)", file=err)
+        return None
+    return SqliteStore(config.store.path)
+
+
+def list_deliveries(
+    config: Config,
+    *,
+    sink: str | None,
+    state: str | None,
+    as_json: bool,
+    limit: int,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """`pvewatch deliveries`: the pending and dead deliveries (or one state), oldest
+    first, as a table or JSON lines."""
+    if _chosen_sinks(config, sink, err) is None:
+        return 2
+    try:
+        store = _open_store(config, err)
+        if store is None:
+            return 1
+        with store:
+            items = store.deliveries(sink=sink, state=state, limit=limit)
+    except StoreError as e:
+        print(f"cannot read the state store: {e}", file=err)
+        return 1
+    if as_json:
+        for item in items:
+            print(json.dumps(_delivery_dict(item), sort_keys=True), file=out)
+    else:
+        _print_table(items, out)
+    return 0
+
+
+def _delivery_dict(item: OutboxItem) -> dict[str, object]:
+    return {
+        "sink": item.sink,
+        "state": item.state,
+        "attempts": item.attempts,
+        "next_attempt_at": format_time(item.next_attempt_at) if item.state == "pending" else None,
+        "last_error": item.last_error,
+        "event": item.event.to_dict(),
+    }
+
+
+def _print_table(items: Sequence[OutboxItem], out: TextIO) -> None:
+    if not items:
+        print("no deliveries pending or dead", file=out)
+        return
+    header = ("EVENT", "TYPE", "RESOURCE", "SINK", "STATE", "TRIES", "NEXT TRY", "LAST ERROR")
+    rows = [header] + [
+        (
+            i.event.id,
+            i.event.type,
+            f"{i.event.cluster}/{i.event.resource.id}" if i.event.resource else i.event.cluster,
+            i.sink,
+            i.state,
+            str(i.attempts),
+            format_time(i.next_attempt_at) if i.state == "pending" else "-",
+            escape_controls(i.last_error or "-")[:120],
+        )
+        for i in items
+    ]
+    widths = [max(len(row[c]) for row in rows) for c in range(len(header) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]), file=out)
+
+
+def replay(
+    config: Config,
+    *,
+    sink: str | None,
+    event_id: str | None,
+    out: TextIO,
+    err: TextIO,
+    clock: Callable[[], datetime] = _utcnow,
+) -> int:
+    """`pvewatch replay`: queue again the deliveries of `event_id` (whatever their state),
+    or with `event_id` None every dead delivery; of one sink or every sink."""
+    sinks = _chosen_sinks(config, sink, err)
+    if sinks is None:
+        return 2
+    try:
+        store = _open_store(config, err)
+        if store is None:
+            return 1
+        with store:
+            count = store.requeue(sinks=sinks, event_id=event_id, now=clock())
+    except StoreError as e:
+        print(f"cannot update the state store: {e}", file=err)
+        return 1
+    what = f"event {event_id}" if event_id else "dead deliveries"
+    where = f"sink {sink}" if sink else "every sink"
+    if count == 0:
+        print(f"nothing to replay: no {what} for {where}", file=err)
+        return 1
+    print(
+        f"queued {count} deliver{'y' if count == 1 else 'ies'} again ({what}, {where}); "
+        "a running pvewatch sends them within seconds, else the next start does",
+        file=out,
+    )
+    return 0
+
+
+def sample_for(config: Config, now: datetime) -> Event:
+    """A sample event like a real one, marked `details.test = true`."""
+    cluster = config.clusters[0].name if config.clusters else "prod"
+    return dataclasses.replace(sample_event(now, cluster), details={"test": True})
+
+
+async def sink_test(
+    config: Config,
+    name: str,
+    *,
+    out: TextIO,
+    err: TextIO,
+    clock: Callable[[], datetime] = _utcnow,
+) -> int:
+    """`pvewatch test-sink`: send a sample event through the sink's real format, signing
+    and HTTP path (not through the outbox, and whatever the sink's filter) and print the
+    receiver's answer. 0 when it was delivered."""
+    configs = {s.name: s for s in _delivered_sinks(config)}
+    if name not in configs:
+        print(f"no sink {name!r} in the config (sinks: {', '.join(configs)})", file=err)
+        return 2
+    try:
+        sink = build_sink(configs[name])
+    except ConfigError as e:
+        print(e, file=err)
+        return 2
+    event = sample_for(config, clock())
+    try:
+        if not isinstance(sink, WebhookSink):
+            await sink.send([event])
+            print(f"sink {name}: sent event {event.id} ({event.type})", file=out)
+            return 0
+        answers = await sink.try_send([event])
+    except SinkError as e:
+        print(f"sink {name}: not delivered: {e}", file=err)
+        return 1
+    finally:
+        await sink.aclose()
+    for answer in answers:
+        _print_answer(name, sink.where, answer, out)
+    return 0 if all(a.error is None for a in answers) else 1
+
+
+def _print_answer(name: str, where: str, answer: Answer, out: TextIO) -> None:
+    status = f"HTTP {answer.status}"
+    if answer.effective_status != answer.status:
+        status += f" (read as {answer.effective_status})"
+    verdict = "delivered" if answer.error is None else f"NOT delivered: {answer.error}"
+    retry = ""
+    if isinstance(answer.error, SinkGone):
+        retry = " (pvewatch would disable the sink)"
+    elif answer.error is not None:
+        retry = " (would be retried)" if answer.error.retryable else " (would not be retried)"
+    print(f"sink {name}: {where} answered {status}: {verdict}{retry}", file=out)
+    print(f"  webhook-id: {answer.message_id}", file=out)
+    shown = answer.body[:_SHOWN_ANSWER_BYTES].decode("utf-8", "replace")
+    more = " …" if len(answer.body) > _SHOWN_ANSWER_BYTES else ""
+    print(f"  answer: {escape_controls(shown) or '(empty)'}{more}", file=out)
