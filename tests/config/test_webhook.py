@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pvewatch.config import check_config
 from pvewatch.config.types import DeliveryConfig, RetryConfig, TlsConfig
 from pvewatch.secret import Secret
 
-from .support import base, ca_pem, load, problems, write
+from .support import REPO, base, ca_pem, load, problems, write
 
 KEY = base64.b64encode(b"k" * 32).decode()
 WHSEC = f"whsec_{KEY}"
@@ -158,3 +159,21 @@ def test_warnings_for_plain_http_short_keys_and_no_verification(tmp_path: Path) 
     assert any(w.startswith("sinks.hook.url: plain http") for w in warnings)
     assert any(w.startswith("sinks.hook.secret: a key of 8 bytes is short") for w in warnings)
     assert any(w.startswith("sinks.hook.tls.verify: false") for w in warnings)
+
+
+def test_the_commented_webhook_in_the_example_is_valid(tmp_path: Path) -> None:
+    """watch.yaml.example's `hook` sink, uncommented, loads as documented."""
+    lines = (REPO / "watch.yaml.example").read_text().splitlines()
+    start = lines.index("  # hook:")
+    block: list[str] = []
+    for line in lines[start:]:
+        if not line.startswith("  # ") or (block and not line.startswith("  #   ")):
+            break
+        block.append("  " + line[4:])
+    (tmp_path / "hook.secret").write_text(WHSEC + "\n")
+    doc = yaml.safe_dump(base()) + "sinks:\n" + "\n".join(block) + "\n"
+    (sink,) = load(tmp_path, doc, {"HOOK_URL": URL, "CREDENTIALS_DIRECTORY": str(tmp_path)}).sinks
+    assert (sink.name, sink.type, sink.options["format"]) == ("hook", "webhook", "native")
+    assert sink.options["headers"] == {"X-Source": Secret("pvewatch")}
+    assert sink.options["secret"] == (Secret(WHSEC),)
+    assert sink.delivery == DeliveryConfig(RetryConfig(), 4, 0, 0.0)

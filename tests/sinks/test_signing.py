@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -106,3 +109,24 @@ def test_signature_is_hmac_sha256_of_id_timestamp_body(
     mac = hmac.new(key, b"evt_x." + str(timestamp).encode() + b"." + body, hashlib.sha256)
     expected = "v1," + base64.b64encode(mac.digest()).decode()
     assert signing.signature(key, "evt_x", timestamp, body) == expected
+
+
+def test_the_readme_receiver_verifies_what_pvewatch_signs() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Signing", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 — the README's own example
+    verify = namespace["verify"]
+    now = int(time.time())
+    body = b'{"type": "guest.stopped"}'
+    headers = signing.sign([b"x" * 32, KEY_B], "evt_1", now, body)
+    assert verify("whsec_" + base64.b64encode(b"x" * 32).decode(), headers, body)
+    assert verify("whsec_" + base64.b64encode(KEY_B).decode(), headers, body)
+    assert not verify("whsec_" + base64.b64encode(b"y" * 32).decode(), headers, body)
+    assert not verify("whsec_" + base64.b64encode(KEY_B).decode(), headers, body + b" ")
+    old = signing.sign([KEY_B], "evt_1", now - 3600, body)
+    assert not verify("whsec_" + base64.b64encode(KEY_B).decode(), old, body)
+
+
+KEY_B = b"rotated-key-of-24-bytes!"
