@@ -93,7 +93,7 @@ class Deliverer:
         settings: Settings | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         idle_secs: float = 5.0,
-        send_timeout_secs: float = 60.0,
+        send_timeout_secs: float = 300.0,  # a backstop: a webhook times out on its own
         lookahead: int = 200,
         observer: Observer | None = None,
         on_disabled: Callable[[str, Event], Awaitable[None]] | None = None,

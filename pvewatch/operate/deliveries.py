@@ -10,7 +10,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from pvewatch.config import Config, SinkConfig
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
@@ -24,6 +24,7 @@ from pvewatch.store import OutboxItem
 from pvewatch.store.sqlite import SqliteStore
 
 _SHOWN_ANSWER_BYTES = 300
+T = TypeVar("T")
 
 
 def _utcnow() -> datetime:
@@ -46,11 +47,18 @@ def _chosen_sinks(config: Config, name: str | None, err: TextIO) -> list[str] | 
     return [name]
 
 
-def _open_store(config: Config, err: TextIO) -> SqliteStore | None:
+def _in_store(config: Config, err: TextIO, action: Callable[[SqliteStore], T]) -> T | None:
+    """`action` on the state store; None, after saying why, when there is no store yet or
+    it fails."""
     if not config.store.path.exists():
         print(f"no state store at {config.store.path} (has pvewatch run yet?)", file=err)
         return None
-    return SqliteStore(config.store.path)
+    try:
+        with SqliteStore(config.store.path) as store:
+            return action(store)
+    except StoreError as e:
+        print(f"cannot use the state store: {e}", file=err)
+        return None
 
 
 def list_deliveries(
@@ -67,14 +75,8 @@ def list_deliveries(
     first, as a table or JSON lines."""
     if _chosen_sinks(config, sink, err) is None:
         return 2
-    try:
-        store = _open_store(config, err)
-        if store is None:
-            return 1
-        with store:
-            items = store.deliveries(sink=sink, state=state, limit=limit)
-    except StoreError as e:
-        print(f"cannot read the state store: {e}", file=err)
+    items = _in_store(config, err, lambda s: s.deliveries(sink=sink, state=state, limit=limit))
+    if items is None:
         return 1
     if as_json:
         for item in items:
@@ -133,14 +135,8 @@ def replay(
     sinks = _chosen_sinks(config, sink, err)
     if sinks is None:
         return 2
-    try:
-        store = _open_store(config, err)
-        if store is None:
-            return 1
-        with store:
-            count = store.requeue(sinks=sinks, event_id=event_id, now=clock())
-    except StoreError as e:
-        print(f"cannot update the state store: {e}", file=err)
+    count = _in_store(config, err, lambda s: s.requeue(sinks=sinks, event_id=event_id, now=clock()))
+    if count is None:
         return 1
     what = f"event {event_id}" if event_id else "dead deliveries"
     where = f"sink {sink}" if sink else "every sink"

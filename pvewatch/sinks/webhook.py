@@ -116,13 +116,15 @@ class WebhookSink:
             raise SinkError(f"webhook sink {self.name!r} is closed", retryable=False)
         msg_id = signing.message_id(payload.event_ids or [e.id for e in events])
         now = self._clock()
-        headers = {
-            "user-agent": USER_AGENT,
-            "content-type": payload.content_type,
-            **payload.headers,
-            **{name: value.reveal() for name, value in self._headers.items()},
-            **signing.sign(self._keys, msg_id, int(now), payload.body),
-        }
+        # Later sources win, whatever the case of their names: the format's headers, the
+        # configured ones, then the signature (which covers exactly this body).
+        layers = [
+            {"user-agent": USER_AGENT, "content-type": payload.content_type},
+            payload.headers,
+            {name: value.reveal() for name, value in self._headers.items()},
+            signing.sign(self._keys, msg_id, int(now), payload.body),
+        ]
+        headers = {name.lower(): value for layer in layers for name, value in layer.items()}
         status, body, retry_after = await self._request(headers, payload.body)
         effective = self._formatter.effective_status(status, body)
         when = datetime.fromtimestamp(now, UTC)

@@ -65,6 +65,15 @@ async def test_a_native_message_is_signed_per_standard_webhooks(mock: respx.Mock
     }
 
 
+async def test_configured_headers_win_over_the_format_s_whatever_their_case(
+    mock: respx.MockRouter,
+) -> None:
+    route = mock.post(URL).respond(200)
+    await sink(headers={"Content-Type": Secret("text/plain")}).send([guest_stopped()])
+    request = route.calls.last.request
+    assert request.headers.get_list("content-type") == ["text/plain"]
+
+
 async def test_put_and_one_signature_per_secret_while_rotating(mock: respx.MockRouter) -> None:
     route = mock.put(URL).respond(200)
     old = Secret("whsec_" + base64.b64encode(OLD_KEY).decode())
