@@ -1,10 +1,11 @@
 """The delivery loop of one sink: outbox rows → messages → the sink → recorded outcome.
 
-Each round reads the head of every line (`Outbox.heads`: the oldest pending row of each
-resource) and starts a send for each head that is due, whose line is not busy, while
-fewer than `concurrency` sends are in flight and the rate limit allows. A retrying head
-holds back only the later events of its own resource. A grouping sink (chat formats)
-gets the due heads as one message, after `group_wait_secs` for a new burst.
+Each round reads the heads of the lines (`Outbox.heads`: the oldest pending row of each
+resource), page by page, and starts a send for each head that is due and whose line is
+not busy, while fewer than `concurrency` sends are in flight and the rate limit allows.
+A retrying head holds back only the later events of its own resource. A grouping sink
+(chat formats) gets the due heads as one message, after `group_wait_secs` for a new
+burst.
 
 The decisions are pure functions (`policy`, `schedule`); this module does the I/O: the
 store is synchronous and called through `asyncio.to_thread`, the sink is awaited with a
@@ -34,7 +35,7 @@ from pvewatch.deliver.policy import (
     RetryPolicy,
     decide_message,
 )
-from pvewatch.deliver.schedule import RateLimit, is_new, plan_messages
+from pvewatch.deliver.schedule import MAX_GROUP, RateLimit, is_new, plan_messages
 from pvewatch.deliver.settings import Settings
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.model import Event, Severity, event_id
@@ -47,12 +48,20 @@ Line = tuple[str, str | None]
 class Outbox(Protocol):
     """The part of the store that delivery uses (SqliteStore implements it)."""
 
-    def heads(self, sink: str, limit: int = 100) -> Sequence[PendingItem]: ...
+    def heads(self, sink: str, limit: int = 100, after: int = 0) -> Sequence[PendingItem]: ...
     def mark_delivered(self, outbox_id: int, now: datetime) -> None: ...
     def mark_retry(
         self, outbox_id: int, *, attempts: int, next_attempt_at: datetime, error: str
     ) -> None: ...
     def mark_dead(self, outbox_id: int, *, attempts: int, error: str, now: datetime) -> None: ...
+
+
+@dataclass(slots=True)
+class _Heads:
+    due: list[PendingItem]  # due heads of free lines, oldest first
+    waits: list[float]  # seconds until each head seen but not due is due
+    pending: bool  # the sink has pending rows
+    settling: bool  # a line was skipped because its send just finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +103,7 @@ class Deliverer:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         idle_secs: float = 5.0,
         send_timeout_secs: float = 300.0,  # a backstop: a webhook times out on its own
-        lookahead: int = 200,
+        page_size: int = 50,
         observer: Observer | None = None,
         on_disabled: Callable[[str, Event], Awaitable[None]] | None = None,
     ) -> None:
@@ -108,7 +117,7 @@ class Deliverer:
         self._sleep = sleep
         self._idle_secs = idle_secs
         self._send_timeout_secs = send_timeout_secs
-        self._lookahead = lookahead
+        self._page_size = page_size
         self._observer = observer or NullObserver()
         self._on_disabled = on_disabled
         self._limit = RateLimit(self._settings.max_per_minute)
@@ -202,36 +211,62 @@ class Deliverer:
 
     async def _dispatch(self, flushing: bool) -> _Round:
         self._settling.clear()
-        heads = await asyncio.to_thread(self._outbox.heads, self.sink_name, self._lookahead)
-        if self.disabled or (self._stopping.is_set() and not flushing):
-            return _Round(bool(heads), 0, False, None, None)
         now = self._clock()
-        busy = set().union(*self._in_flight.values())
-        free = [h for h in heads if h.line not in busy]
-        waits = [(h.next_attempt_at - now).total_seconds() for h in free if h.next_attempt_at > now]
-        due = [h for h in free if h.next_attempt_at <= now and h.line not in self._settling]
+        slots = self._settings.concurrency - len(self._in_flight)
+        if self.disabled or (self._stopping.is_set() and not flushing):
+            page = await asyncio.to_thread(self._outbox.heads, self.sink_name, 1)
+            return _Round(bool(page), 0, False, None, None)
+        if slots <= 0:  # a send that finishes starts the next round
+            return _Round(True, 0, False, None, None)
         if self._hold_until is not None and self._hold_until > now:
-            waits.append((self._hold_until - now).total_seconds())
-            due = []
-        started, limit_wait = 0, None
-        for message in plan_messages(due, grouped=self._sink.groups):
+            return _Round(True, 0, False, (self._hold_until - now).total_seconds(), None)
+        if limit_wait := self._limit.wait(now):
+            return _Round(True, 0, False, None, limit_wait)
+        grouped = self._sink.groups
+        heads = await self._due_heads(now, slots * (MAX_GROUP if grouped else 1))
+        started = 0
+        for message in plan_messages(heads.due, grouped=grouped):
             if len(self._in_flight) >= self._settings.concurrency:
                 break
             if is_new(message) and not flushing:
                 group_wait = self._group_wait(now)
                 if group_wait > 0:
-                    waits.append(group_wait)
+                    heads.waits.append(group_wait)
                     continue
-            limit_wait = self._limit.wait(now) or None
-            if limit_wait is not None:
-                break
+            if limit_wait := self._limit.wait(now):
+                return _Round(True, started, heads.settling, None, limit_wait)
             self._limit.note(now)
             self._start(message)
             started += 1
             if is_new(message):
                 self._group_opened = None  # the next new event opens the next burst
-        again = any(h.line in self._settling for h in free)
-        return _Round(bool(heads), started, again, min(waits, default=None), limit_wait)
+        wait = min(heads.waits, default=None)
+        return _Round(heads.pending, started, heads.settling, wait, None)
+
+    async def _due_heads(self, now: datetime, wanted: int) -> _Heads:
+        """The due heads of lines not busy, oldest first, read page by page until `wanted`
+        are found or every head was seen (a line that waits never hides the others)."""
+        busy: set[Line] = set().union(*self._in_flight.values())
+        heads = _Heads([], [], False, False)
+        after = 0
+        while len(heads.due) < wanted:
+            page = await asyncio.to_thread(
+                self._outbox.heads, self.sink_name, self._page_size, after
+            )
+            heads.pending = heads.pending or bool(page)
+            for head in page:
+                if head.line in busy:
+                    continue
+                if head.line in self._settling:
+                    heads.settling = True
+                elif head.next_attempt_at > now:
+                    heads.waits.append((head.next_attempt_at - now).total_seconds())
+                else:
+                    heads.due.append(head)
+            if len(page) < self._page_size:
+                break
+            after = page[-1].outbox_id
+        return heads
 
     def _group_wait(self, now: datetime) -> float:
         """Seconds a new burst still waits for more events to join it (grouping sinks)."""

@@ -145,7 +145,7 @@ _SELECT_HEADS = """
     SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state,
         o.last_error, o.cluster, o.resource_id, o.created_at
     FROM outbox AS o JOIN events AS e ON e.id = o.event_id
-    WHERE o.sink = :sink AND o.state = 'pending' AND NOT EXISTS (
+    WHERE o.sink = :sink AND o.state = 'pending' AND o.outbox_id > :after AND NOT EXISTS (
         SELECT 1 FROM outbox AS p
         WHERE p.sink = :sink AND p.state = 'pending' AND p.cluster = o.cluster
           AND p.resource_id IS o.resource_id AND p.outbox_id < o.outbox_id)
@@ -353,14 +353,16 @@ class SqliteStore:
             rows = conn.execute(_SELECT_DUE, (sink, limit)).fetchall()
         return [self._item(r) for r in rows]
 
-    def heads(self, sink: str, limit: int = 100) -> list[OutboxItem]:
+    def heads(self, sink: str, limit: int = 100, after: int = 0) -> list[OutboxItem]:
         """The first pending row of each line (cluster, resource) of a sink, in outbox_id
         order, whatever its next_attempt_at: only a line's head may be sent, so events
-        about one resource keep their order while other resources go on."""
+        about one resource keep their order while other resources go on. `after`: the
+        last outbox_id of the previous page."""
         if limit <= 0:
             return []
+        params = {"sink": sink, "limit": limit, "after": after}
         with self._lock, self._transaction(f"read outbox heads of sink {sink!r}") as conn:
-            rows = conn.execute(_SELECT_HEADS, {"sink": sink, "limit": limit}).fetchall()
+            rows = conn.execute(_SELECT_HEADS, params).fetchall()
         return [self._item(r) for r in rows]
 
     def record_events(self, events: Sequence[Event], sinks: Routing) -> None:

@@ -46,7 +46,7 @@ class MemOutbox:
                 oid = len(self.rows) + 1
                 self.rows[oid] = Item(oid, sink, event, attempts, at)
 
-    def heads(self, sink: str, limit: int = 100) -> list[Item]:
+    def heads(self, sink: str, limit: int = 100, after: int = 0) -> list[Item]:
         with self._lock:
             self.calls.append(("heads", sink))
             if self.failing_reads:
@@ -56,7 +56,7 @@ class MemOutbox:
             for row in self.rows.values():
                 if row.sink == sink and row.state == "pending":
                     heads.setdefault(row.line, row)
-            return list(heads.values())[:limit]
+            return [h for h in heads.values() if h.outbox_id > after][:limit]
 
     def mark_delivered(self, outbox_id: int, now: datetime) -> None:
         self._set(outbox_id, ("delivered", outbox_id, now), state="delivered")

@@ -115,6 +115,16 @@ async def test_a_retrying_resource_holds_back_only_its_own_events() -> None:
     assert sink.delivered == [b1.id, b2.id, a1.id, a2.id]
 
 
+async def test_heads_waiting_for_a_retry_never_hide_a_due_one_behind_them() -> None:
+    clock, outbox = FakeClock(), MemOutbox()
+    outbox.add("a", *[on(100 + n) for n in range(120)], at=T0 + 100 * S, attempts=1)
+    outbox.add("a", on(999))
+    sink = ScriptedSink("a", clock)
+    d = deliverer(outbox, sink, clock, page_size=50)
+    assert not await d.drain(timeout_secs=5)  # the 120 wait for their retry
+    assert sink.attempts == [("evt_999_0", T0)]
+
+
 async def test_concurrency_bounds_the_sends_in_flight() -> None:
     clock, outbox = FakeClock(), MemOutbox()
     outbox.add("a", *events(10))

@@ -61,6 +61,8 @@ def test_heads_are_the_first_pending_row_of_each_resource(store: SqliteStore) ->
     ]
     assert heads[0].queued_at == T0
     assert ids(store.heads("hook", limit=2)) == ["evt_prod_1", "evt_prod_2"]
+    page_2 = store.heads("hook", limit=2, after=heads[1].outbox_id)
+    assert ids(page_2) == ["evt_prod_4", "evt_prod_5"]
     assert store.heads("hook", limit=0) == []
 
 
