@@ -26,19 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from pvewatch.deliver.policy import (
-    Dead,
-    Delivered,
-    Outcome,
-    PendingItem,
-    Retry,
-    RetryPolicy,
-    decide_message,
-)
+from pvewatch.deliver.attempt import record, send_once, sink_disabled_event
+from pvewatch.deliver.policy import PendingItem, RetryPolicy, decide_message
 from pvewatch.deliver.schedule import MAX_GROUP, RateLimit, is_new, plan_messages
 from pvewatch.deliver.settings import Settings
 from pvewatch.errors import SinkError, SinkGone
-from pvewatch.model import Event, Severity, event_id
+from pvewatch.model import Event
 from pvewatch.observe import NullObserver, Observer
 from pvewatch.sinks import Sink
 
@@ -71,19 +64,6 @@ class _Round:
     again: bool  # a line was skipped because it just finished: look again at once
     wait: float | None  # seconds until a head's retry time, a hold or a group wait ends
     limit_wait: float | None  # seconds until the rate limit allows the next send
-
-
-def sink_disabled_event(sink: str, reason: str, now: datetime) -> Event:
-    """`sink.disabled`: recorded for the other sinks when one is disabled."""
-    return Event(
-        id=event_id("", "sink.disabled", f"sink/{sink}", None, now),
-        type="sink.disabled",
-        time=now,
-        cluster="",
-        severity=Severity.CRITICAL,
-        summary=f"sink {sink} disabled until pvewatch restarts: {reason}",
-        details={"sink": sink, "error": reason},
-    )
 
 
 class Deliverer:
@@ -291,7 +271,8 @@ class Deliverer:
     async def _deliver(self, message: list[PendingItem]) -> None:
         try:
             started = time.perf_counter()
-            error = await self._send([item.event for item in message])
+            events = [item.event for item in message]
+            error = await send_once(self._sink, events, self._send_timeout_secs, self._log)
             duration = time.perf_counter() - started
             now = self._clock()
             if isinstance(error, SinkGone):
@@ -303,7 +284,7 @@ class Deliverer:
                 self._hold(now + timedelta(seconds=error.retry_after_secs))
             outcomes = decide_message(message, error, now, self._policy, self._rng)
             for item, outcome in zip(message, outcomes, strict=True):
-                await self._record(item, outcome, now)
+                await record(self._outbox, self.sink_name, item, outcome, now, self._log)
                 self._observer.delivery_finished(
                     self.sink_name, outcome=type(outcome).__name__.lower(), duration_secs=duration
                 )
@@ -319,66 +300,11 @@ class Deliverer:
         if self._hold_until is None or until > self._hold_until:
             self._hold_until = until
 
-    async def _send(self, events: list[Event]) -> SinkError | None:
-        try:
-            async with asyncio.timeout(self._send_timeout_secs):
-                await self._sink.send(events)
-        except SinkError as e:
-            return e
-        except TimeoutError:
-            return SinkError(f"no answer within {self._send_timeout_secs}s", retryable=True)
-        except Exception as e:
-            # A sink bug must not end delivery. Its message is not logged: it may carry a
-            # URL or header the sink should have kept to itself.
-            self._log.error(
-                "sink %s: unexpected %s while sending event %s; will retry",
-                self.sink_name,
-                type(e).__name__,
-                ", ".join(event.id for event in events),
-            )
-            return SinkError(f"unexpected {type(e).__name__} in sink", retryable=True)
-        return None
-
-    async def _record(self, item: PendingItem, outcome: Outcome, now: datetime) -> None:
-        name, event = self.sink_name, item.event
-        match outcome:
-            case Delivered():
-                await asyncio.to_thread(self._outbox.mark_delivered, item.outbox_id, now)
-                self._log.debug("sink %s: delivered event %s", name, event.id)
-            case Retry(at=at, attempts=attempts, error=error):
-                await asyncio.to_thread(
-                    self._outbox.mark_retry,
-                    item.outbox_id,
-                    attempts=attempts,
-                    next_attempt_at=at,
-                    error=error,
-                )
-                self._log.warning(
-                    "sink %s: event %s failed (attempt %d), retry in %.1fs: %s",
-                    name,
-                    event.id,
-                    attempts,
-                    (at - now).total_seconds(),
-                    error,
-                )
-            case Dead(attempts=attempts, error=error):
-                await asyncio.to_thread(
-                    self._outbox.mark_dead, item.outbox_id, attempts=attempts, error=error, now=now
-                )
-                self._log.error(
-                    "sink %s: event %s (%s) dead after %d attempt(s): %s",
-                    name,
-                    event.id,
-                    event.type,
-                    attempts,
-                    error,
-                )
-
     async def _disable(self, message: list[PendingItem], error: SinkError, now: datetime) -> None:
         """410 Gone: stop sending to this sink; its rows stay pending for the next start."""
         self.disabled = True
         reason = str(error)
-        for item in message:
+        for item in message:  # pending, as they were: the next start sends them
             await asyncio.to_thread(
                 self._outbox.mark_retry,
                 item.outbox_id,
