@@ -1,10 +1,11 @@
 """No secret is ever exposed. Canary values for the PVE token, the password, the ticket
 and CSRF token the simulator issued, the webhook secret, URL token and header, and the
-metrics password go into one config; `pvewatch run --log-level debug` then goes through
-faults (a refused ticket, an error page that echoes the credentials back, resets,
-garbage), a failing webhook receiver, scrapes with good, bad and garbled credentials.
-The log, the events, the store files, `pvewatch events`, `check-config`, the metrics and
-every webhook body and header (but the one it is meant for) are searched: zero hits."""
+metrics password go into one config of two clusters (two simulators); `pvewatch run
+--log-level debug` goes through faults (a refused ticket and login, an error page that
+echoes credentials back, the cluster's own and another cluster's, resets, garbage), a
+failing webhook receiver, and scrapes with good, bad and garbled credentials. The log,
+the events, the store files, `pvewatch events`, `check-config`, the metrics and every
+webhook body and header (but the one it is meant for) are searched: zero hits."""
 
 from __future__ import annotations
 
@@ -50,25 +51,36 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _frozen_simulator() -> Iterator[SimServer]:
-    """Its clock stands still, so the ticket it issues can be asked for again: the same."""
+def _simulators() -> Iterator[tuple[SimServer, SimServer]]:
+    """One for the token, one for the password. The second one's clock stands still, so
+    the ticket it issues can be asked for again: the same."""
     now = time.time()
-    options = SimOptions(
-        listen="127.0.0.1:0", guests=10, seed=3, tokens=(TOKEN,), user=USER, password=PASSWORD
-    )
-    with SimServer(options, clock=lambda: now) as sim:
-        yield sim
+    token = SimOptions(listen="127.0.0.1:0", guests=10, seed=3, tokens=(TOKEN,))
+    password = SimOptions(listen="127.0.0.1:0", guests=10, seed=4, user=USER, password=PASSWORD)
+    with SimServer(token) as by_token, SimServer(password, clock=lambda: now) as by_password:
+        yield by_token, by_password
 
 
-def _write_config(tmp: Path, sim: SimServer, hook: Receiver, metrics_port: int) -> Path:
+def _cluster(name: str, sim: SimServer) -> dict[str, object]:
     assert sim.fingerprint is not None
+    return {
+        "name": name,
+        "endpoints": [sim.url],
+        "tls": {"fingerprint": sim.fingerprint},
+        "interval_secs": 1,
+        "timeout_secs": 2,
+        "source_failure_threshold": 2,
+    }
+
+
+def _write_config(
+    tmp: Path, sims: tuple[SimServer, SimServer], hook: Receiver, metrics_port: int
+) -> Path:
     (tmp / "password").write_text(PASSWORD + "\n")
-    tls = {"fingerprint": sim.fingerprint}
-    common = {"endpoints": [sim.url], "tls": tls, "interval_secs": 1, "timeout_secs": 2}
     config = {
         "clusters": [
-            {"name": "tok", "token": TOKEN, "source_failure_threshold": 2, **common},
-            {"name": "pw", "username": USER, "password_file": "password", **common},
+            {**_cluster("tok", sims[0]), "token": TOKEN},
+            {**_cluster("pw", sims[1]), "username": USER, "password_file": "password"},
         ],
         "store": {"path": str(tmp / "state.db")},
         "http": {
@@ -113,17 +125,20 @@ def _canaries(sim: SimServer) -> dict[str, str]:
     }
 
 
-def _faults(canaries: dict[str, str]) -> list[dict[str, object]]:
-    echo = json.dumps(
-        {"data": None, "message": f"proxy saw {canaries['token']} {canaries['ticket']}"}
-    )
-    return [
-        {**status(401, 2), "path": RESOURCES},  # the ticket refused: a new login
-        body(echo, 2, 502),  # an error page that repeats the credentials
-        fault("reset", 2),
-        fault("garbage", 2),
-        {"kind": "status", "code": 401, "count": 1, "path": "/access/ticket"},
+def _faults(sim: SimServer, *echoed: str, logins: bool = False) -> None:
+    """Failures for one cluster, among them an error page that repeats credentials: its
+    own (the client scrubs them), and another cluster's (the log masks them)."""
+    echo = json.dumps({"data": None, "message": f"proxy saw {' '.join(echoed)}"})
+    faults = [
+        {**status(401, 2), "path": RESOURCES},  # with a ticket: a new login
+        body(echo, 1, 502),
+        fault("reset", 1),
+        fault("garbage", 1),
     ]
+    if logins:  # a login refused once
+        faults.append({"kind": "status", "code": 401, "count": 1, "path": "/access/ticket"})
+    with control(sim) as c:
+        c.post("/faults", json=faults).raise_for_status()
 
 
 def _scrapes(port: int) -> list[str]:
@@ -151,9 +166,9 @@ def test_no_secret_appears_anywhere(tmp_path: Path, figures: Figures) -> None:
     hook = Receiver(mode="status:500").up()
     metrics_port = _free_port()
     try:
-        with _frozen_simulator() as sim:
-            config = _write_config(tmp_path, sim, hook, metrics_port)
-            canaries = _canaries(sim)
+        with _simulators() as sims:
+            config = _write_config(tmp_path, sims, hook, metrics_port)
+            canaries = _canaries(sims[1])
             stderr = (tmp_path / "stderr.log").open("wb")
             proc = subprocess.Popen(
                 [
@@ -172,16 +187,19 @@ def test_no_secret_appears_anywhere(tmp_path: Path, figures: Figures) -> None:
             )
             try:
                 wait_for(lambda: (tmp_path / "state.db").exists(), what="the store")
-                with control(sim) as c:
-                    c.post("/faults", json=_faults(canaries)).raise_for_status()
-                    rows = c.get("/resources").json()
-                    for row in [r for r in rows if r.get("status") == "stopped"][:3]:
-                        c.patch(f"/resources/{row['id']}", json={"status": "running"})
+                _faults(sims[0], TOKEN, PASSWORD)
+                _faults(sims[1], canaries["ticket"], canaries["csrf token"], TOKEN, logins=True)
+                for sim in sims:
+                    with control(sim) as c:
+                        rows = c.get("/resources").json()
+                        for row in [r for r in rows if r.get("status") == "stopped"][:2]:
+                            c.patch(f"/resources/{row['id']}", json={"status": "running"})
                 wait_for(lambda: len(hook.requests) >= 3, timeout=30, what="failed deliveries")
                 hook.mode = "ok"
                 wait_for(lambda: len(hook.delivered_ids()) >= 3, timeout=30, what="deliveries")
-                with control(sim) as c:
-                    wait_for(lambda: c.get("/faults").json() == [], what="every fault used")
+                for sim in sims:
+                    with control(sim) as c:
+                        wait_for(lambda: c.get("/faults").json() == [], what="every fault used")
                 scrapes = _scrapes(metrics_port)
             finally:
                 proc.send_signal(signal.SIGTERM)
@@ -207,6 +225,7 @@ def test_no_secret_appears_anywhere(tmp_path: Path, figures: Figures) -> None:
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
         places[f"webhook {n}"] = f"{request.path} {headers} {request.body.decode()}"
     assert "401" in places["log at debug level"], "the faults did not happen"
+    assert places["log at debug level"].count("proxy saw ***") == 2, "no echo, or not masked"
     assert any(k.startswith("webhook") for k in places)
     hits = [
         f"{what} in {place}"
@@ -216,5 +235,5 @@ def test_no_secret_appears_anywhere(tmp_path: Path, figures: Figures) -> None:
     ]
     figures.add("canary_places_searched", len(places))
     figures.add("canary_hits", len(hits))
-    figures.add("faults_injected", 9 + 3)
+    figures.add("faults_injected", 2 * 5 + 1 + 3)
     assert hits == []
