@@ -8,17 +8,21 @@ import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from pvewatch import daemon
-from pvewatch.config import Config, HttpConfig
+from pvewatch.config import ClusterConfig, Config, HttpConfig, TlsConfig
 from pvewatch.model import Event
-from pvewatch.pipeline import PollResult
+from pvewatch.pipeline import ClusterWatcher, PollResult
+from pvewatch.pve.client import PveClient
+from pvewatch.secret import Secret
 from pvewatch.simulator.server import SimServer
-from tests.e2e.harness import control, read_events, watcher_config
+from pvewatch.store import Store
+from tests.e2e.harness import TOKEN, control, read_events, watcher_config
 
 # Faults go to the resource list only, so one failing answer is one failed poll.
 RESOURCES = "/cluster/resources"
@@ -29,6 +33,31 @@ def fault_config(sim: SimServer, tmp: Path, *, threshold: int = 2) -> Config:
     config = watcher_config(sim, tmp, threshold=threshold)
     cluster = dataclasses.replace(config.clusters[0], timeout_secs=TIMEOUT_SECS)
     return dataclasses.replace(config, clusters=(cluster,))
+
+
+def pinned_cluster(name: str, sim: SimServer, *endpoints: str, **fields: Any) -> ClusterConfig:
+    """A cluster of `sim` (or of `endpoints`) with its certificate pinned; the test token
+    unless `fields` give other credentials."""
+    assert sim.fingerprint is not None
+    settings: dict[str, Any] = {"token": Secret(TOKEN), "timeout_secs": 2.0} | fields
+    tls = TlsConfig(fingerprints=(sim.fingerprint,))
+    return ClusterConfig(name=name, endpoints=endpoints or (sim.url,), tls=tls, **settings)
+
+
+def hand_watcher(
+    cluster: ClusterConfig, client: PveClient, store: Store, **options: Any
+) -> ClusterWatcher:
+    """A watcher polled by hand (no daemon), its events routed to the sink `events`."""
+    return ClusterWatcher(
+        cluster=cluster.name,
+        interval_secs=10,
+        failure_threshold=cluster.source_failure_threshold,
+        source=client,
+        store=store,
+        sinks=["events"],
+        clock=lambda: datetime.now(UTC),
+        **options,
+    )
 
 
 def status(code: int, count: int = 3) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -42,3 +43,34 @@ def mounted(target: Path, *options: str) -> Iterator[None]:
         yield
     finally:
         run("umount", "-l", str(target))
+
+
+def cluster_entry(name: str, sim: SimServer, **extra: object) -> dict[str, object]:
+    """One `clusters:` entry of a config file for `sim`: its certificate pinned, polled
+    every second (add the credentials in `extra`)."""
+    assert sim.fingerprint is not None
+    entry: dict[str, object] = {
+        "name": name,
+        "endpoints": [sim.url],
+        "tls": {"fingerprint": sim.fingerprint},
+        "interval_secs": 1,
+        "timeout_secs": 2,
+    }
+    return entry | extra
+
+
+def write_config(
+    tmp: Path, clusters: list[dict[str, object]], sinks: dict[str, object], **more: object
+) -> Path:
+    """watch.yaml in `tmp` (JSON is YAML): the store in `tmp`, no listener, and `sinks`
+    beside `events`, a JSON log sink to tmp/events.jsonl; `more` adds or replaces keys."""
+    config = {
+        "clusters": clusters,
+        "store": {"path": str(tmp / "state.db")},
+        "http": {"listen": None},
+        "sinks": {"events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")}}
+        | sinks,
+    } | more
+    path = tmp / "watch.yaml"
+    path.write_text(json.dumps(config))
+    return path

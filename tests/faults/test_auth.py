@@ -9,12 +9,10 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pvewatch.config import ClusterConfig, TlsConfig
 from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import RELOGIN_AFTER_SECS, RENEW_AFTER_SECS, PveClient
@@ -25,7 +23,7 @@ from pvewatch.simulator.server import SimServer
 from pvewatch.store import SqliteStore
 from tests.e2e.harness import control
 from tests.faults.figures import Figures
-from tests.faults.rig import status
+from tests.faults.rig import hand_watcher, pinned_cluster, status
 from tests.simulator.support import FakeClock
 
 USER = "watcher@pve"
@@ -58,28 +56,18 @@ def _simulator(clock: FakeClock) -> Iterator[SimServer]:
 
 @asynccontextmanager
 async def _watch(sim: SimServer, clock: FakeClock, tmp: Path) -> AsyncIterator[Watch]:
-    assert sim.fingerprint is not None
-    cluster = ClusterConfig(
-        name="tickets",
-        endpoints=(sim.url,),
+    cluster = pinned_cluster(
+        "tickets",
+        sim,
+        token=None,
         username=USER,
         password=Secret(PASSWORD),
-        tls=TlsConfig(fingerprints=(sim.fingerprint,)),
-        timeout_secs=2,
         source_failure_threshold=2,
     )
     client_clock = FakeClock(0.0)
     with SqliteStore(tmp / "state.db") as store:
         async with PveClient(cluster, clock=client_clock, min_interval_secs=0) as client:
-            watcher = ClusterWatcher(
-                cluster="tickets",
-                interval_secs=10,
-                failure_threshold=2,
-                source=client,
-                store=store,
-                sinks=["log"],
-                clock=lambda: datetime.now(UTC),
-            )
+            watcher = hand_watcher(cluster, client, store)
             yield Watch(watcher, store, clock, client_clock)
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,17 +18,15 @@ from typing import Any, cast
 
 import pytest
 
-from pvewatch.config import ClusterConfig, StoreConfig, TlsConfig
+from pvewatch.config import StoreConfig
 from pvewatch.errors import StoreError
-from pvewatch.model import Event, Snapshot, SourceHealth
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
-from pvewatch.secret import Secret
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import Routing, SqliteStore, Store
-from tests.e2e.harness import TOKEN, simulator
+from pvewatch.store import SqliteStore, Store
+from tests.e2e.harness import simulator
 from tests.faults.figures import Figures
-from tests.faults.rig import fault_config, watching
+from tests.faults.rig import fault_config, hand_watcher, pinned_cluster, watching
 from tests.faults.support import mounted, start_guest, types
 
 SINK = "events"
@@ -44,49 +42,17 @@ class FailingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def commit_poll(
-        self,
-        cluster: str,
-        *,
-        snapshot: Snapshot | None,
-        events: Sequence[Event],
-        sinks: Routing,
-        health: SourceHealth,
-        rule_state: Mapping[str, Any] | None = None,
-    ) -> None:
+    def commit_poll(self, cluster: str, **poll: Any) -> None:
         if self.error is not None:
             raise StoreError(f"state store {self.inner}: commit poll failed: {self.error}")
-        self.inner.commit_poll(
-            cluster,
-            snapshot=snapshot,
-            events=events,
-            sinks=sinks,
-            health=health,
-            rule_state=rule_state,
-        )
+        self.inner.commit_poll(cluster, **poll)
 
 
 @asynccontextmanager
 async def _watcher(sim: SimServer, store: Store) -> AsyncIterator[ClusterWatcher]:
-    assert sim.fingerprint is not None
-    cluster = ClusterConfig(
-        name="disk",
-        endpoints=(sim.url,),
-        token=Secret(TOKEN),
-        tls=TlsConfig(fingerprints=(sim.fingerprint,)),
-        timeout_secs=2,
-        source_failure_threshold=2,
-    )
+    cluster = pinned_cluster("disk", sim, source_failure_threshold=2)
     async with PveClient(cluster, min_interval_secs=0) as client:
-        yield ClusterWatcher(
-            cluster="disk",
-            interval_secs=10,
-            failure_threshold=2,
-            source=client,
-            store=store,
-            sinks=[SINK],
-            clock=lambda: datetime.now(UTC),
-        )
+        yield hand_watcher(cluster, client, store)
 
 
 @pytest.mark.parametrize(

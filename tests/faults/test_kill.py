@@ -10,7 +10,6 @@ counts as flapping, so the chain check stays exact as rules grow."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import signal
@@ -26,34 +25,16 @@ from pvewatch.store import SqliteStore
 from tests.e2e.harness import TOKEN, control, polls_served, read_events, simulator, wait_for
 from tests.faults.figures import Figures
 from tests.faults.receiver import Receiver
+from tests.faults.support import cluster_entry, write_config
 
 CLUSTER = "kill"
 
 
 def _write_config(tmp: Path, sim: SimServer, hook: Receiver) -> Path:
-    assert sim.fingerprint is not None
     (tmp / "token").write_text(TOKEN + "\n")
-    config = {
-        "clusters": [
-            {
-                "name": CLUSTER,
-                "endpoints": [sim.url],
-                "token_file": str(tmp / "token"),
-                "tls": {"fingerprint": sim.fingerprint},
-                "interval_secs": 1,
-                "timeout_secs": 2,
-            }
-        ],
-        "store": {"path": str(tmp / "state.db")},
-        "http": {"listen": None},
-        "sinks": {
-            "events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")},
-            "hook": {"type": "webhook", "url": hook.url, "retry": {"initial_secs": 0.2}},
-        },
-    }
-    path = tmp / "watch.yaml"
-    path.write_text(json.dumps(config))
-    return path
+    cluster = cluster_entry(CLUSTER, sim, token_file=str(tmp / "token"))
+    hook_sink = {"type": "webhook", "url": hook.url, "retry": {"initial_secs": 0.2}}
+    return write_config(tmp, [cluster], {"hook": hook_sink})
 
 
 def _start(config: Path, tmp: Path) -> subprocess.Popen[bytes]:

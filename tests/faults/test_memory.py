@@ -10,19 +10,16 @@ import os
 import socket
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pvewatch.config import ClusterConfig, TlsConfig
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
-from pvewatch.secret import Secret
 from pvewatch.store import SqliteStore
-from tests.e2e.harness import TOKEN, control, simulator
+from tests.e2e.harness import control, simulator
 from tests.faults.figures import Figures
-from tests.faults.rig import body, fault, status
+from tests.faults.rig import body, fault, hand_watcher, pinned_cluster, status
 
 WARMUP = 40
 FAULTS = [status(500, 1), fault("garbage", 1), fault("reset", 1), body('{"data": []}')]
@@ -58,25 +55,9 @@ async def test_failed_polls_do_not_grow_memory(
     polls = figures.scaled(120, 5000)
     log = _quiet_logger()
     with simulator() as sim, SqliteStore(tmp_path / "state.db") as store:
-        assert sim.fingerprint is not None
-        cluster = ClusterConfig(
-            name="leak",
-            endpoints=(dead_endpoint, sim.url),
-            token=Secret(TOKEN),
-            tls=TlsConfig(fingerprints=(sim.fingerprint,)),
-            timeout_secs=2,
-        )
+        cluster = pinned_cluster("leak", sim, dead_endpoint, sim.url)
         async with PveClient(cluster, logger=log, min_interval_secs=0) as client:
-            watcher = ClusterWatcher(
-                cluster="leak",
-                interval_secs=10,
-                failure_threshold=3,
-                source=client,
-                store=store,
-                sinks=["log"],
-                clock=lambda: datetime.now(UTC),
-                logger=log,
-            )
+            watcher = hand_watcher(cluster, client, store, logger=log)
             assert (await watcher.poll()).ok  # a baseline, so that empty answers are refused
             with control(sim) as c:
                 c.post("/faults", json=FAULTS * ((polls + WARMUP) // len(FAULTS) + 1))

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from pathlib import Path
 
 from pvewatch.config import load_config
 from pvewatch.simulator.server import SimServer
 from pvewatch.store import SqliteStore
 from tests.e2e.harness import (
+    TOKEN,
     control,
     polls_served,
     read_events,
@@ -26,6 +26,7 @@ from tests.e2e.harness import (
 )
 from tests.faults.figures import Figures
 from tests.faults.receiver import Receiver, Request
+from tests.faults.support import cluster_entry, write_config
 
 KEY = b"faults-receiver-key-0123456789ab"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -33,34 +34,12 @@ PHASES = ["down", "status:503", "status:429", "endless", "slow"]
 
 
 def _config(tmp: Path, sim: SimServer, flaky: Receiver, steady: Receiver) -> Path:
-    assert sim.fingerprint is not None
-
     def hook(url: str) -> dict[str, object]:
         retry = {"initial_secs": 0.2, "max_secs": 1}
         return {"type": "webhook", "url": url, "secret": SECRET, "timeout_secs": 1, "retry": retry}
 
-    config = {
-        "clusters": [
-            {
-                "name": "hooks",
-                "endpoints": [sim.url],
-                "token": "pvewatch@pve!e2e=5d0b8a52-0c44-4c1e-9a8b-7d6e5f4a3b2c",
-                "tls": {"fingerprint": sim.fingerprint},
-                "interval_secs": 1,
-                "timeout_secs": 2,
-            }
-        ],
-        "store": {"path": str(tmp / "state.db")},
-        "http": {"listen": None},
-        "sinks": {
-            "flaky": hook(flaky.url),
-            "steady": hook(steady.url),
-            "events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")},
-        },
-    }
-    path = tmp / "watch.yaml"
-    path.write_text(json.dumps(config))
-    return path
+    cluster = cluster_entry("hooks", sim, token=TOKEN)
+    return write_config(tmp, [cluster], {"flaky": hook(flaky.url), "steady": hook(steady.url)})
 
 
 def _signed(request: Request) -> bool:

@@ -31,6 +31,7 @@ from tests.e2e.harness import control, wait_for
 from tests.faults.figures import Figures
 from tests.faults.receiver import Receiver
 from tests.faults.rig import RESOURCES, body, fault, status
+from tests.faults.support import cluster_entry, write_config
 
 TOKEN_SECRET = "c4a7e1f0-9b2d-4e6a-8c3f-canary000001"
 TOKEN = f"pvewatch@pve!canary={TOKEN_SECRET}"
@@ -61,47 +62,24 @@ def _simulators() -> Iterator[tuple[SimServer, SimServer]]:
         yield by_token, by_password
 
 
-def _cluster(name: str, sim: SimServer) -> dict[str, object]:
-    assert sim.fingerprint is not None
-    return {
-        "name": name,
-        "endpoints": [sim.url],
-        "tls": {"fingerprint": sim.fingerprint},
-        "interval_secs": 1,
-        "timeout_secs": 2,
-        "source_failure_threshold": 2,
-    }
-
-
 def _write_config(
     tmp: Path, sims: tuple[SimServer, SimServer], hook: Receiver, metrics_port: int
 ) -> Path:
     (tmp / "password").write_text(PASSWORD + "\n")
-    config = {
-        "clusters": [
-            {**_cluster("tok", sims[0]), "token": TOKEN},
-            {**_cluster("pw", sims[1]), "username": USER, "password_file": "password"},
-        ],
-        "store": {"path": str(tmp / "state.db")},
-        "http": {
-            "listen": f"127.0.0.1:{metrics_port}",
-            "basic_auth_users": {"prometheus": SCRAPE_HASH},
-        },
-        "sinks": {
-            "events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")},
-            "hook": {
-                "type": "webhook",
-                "url": f"{hook.url}?token={URL_TOKEN}",
-                "headers": {"Authorization": f"Bearer {HEADER_SECRET}"},
-                "secret": HOOK_SECRET,
-                "timeout_secs": 2,
-                "retry": {"initial_secs": 0.2, "max_secs": 1},
-            },
-        },
+    clusters = [
+        cluster_entry("tok", sims[0], token=TOKEN, source_failure_threshold=2),
+        cluster_entry("pw", sims[1], username=USER, password_file="password"),
+    ]
+    hook_sink = {
+        "type": "webhook",
+        "url": f"{hook.url}?token={URL_TOKEN}",
+        "headers": {"Authorization": f"Bearer {HEADER_SECRET}"},
+        "secret": HOOK_SECRET,
+        "timeout_secs": 2,
+        "retry": {"initial_secs": 0.2, "max_secs": 1},
     }
-    path = tmp / "watch.yaml"
-    path.write_text(json.dumps(config))
-    return path
+    http = {"listen": f"127.0.0.1:{metrics_port}", "basic_auth_users": {"prometheus": SCRAPE_HASH}}
+    return write_config(tmp, clusters, {"hook": hook_sink}, http=http)
 
 
 def _canaries(sim: SimServer) -> dict[str, str]:

@@ -4,7 +4,6 @@ traceback; once the directory is writable again the change made meanwhile is rep
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pvewatch.simulator.server import SimServer
 from pvewatch.store import SqliteStore
 from tests.e2e.harness import TOKEN, simulator
 from tests.faults.figures import Figures
-from tests.faults.support import mounted, run, start_guest, types
+from tests.faults.support import cluster_entry, mounted, run, start_guest, types, write_config
 
 SINK = "events"
 
@@ -23,23 +22,8 @@ def _pvewatch(command: str, config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _write_config(tmp: Path, sim: SimServer, store: Path) -> Path:
-    assert sim.fingerprint is not None
-    config = {
-        "clusters": [
-            {
-                "name": "disk",
-                "endpoints": [sim.url],
-                "token": TOKEN,
-                "tls": {"fingerprint": sim.fingerprint},
-            }
-        ],
-        "store": {"path": str(store)},
-        "http": {"listen": None},
-        "sinks": {SINK: {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")}},
-    }
-    path = tmp / "watch.yaml"
-    path.write_text(json.dumps(config))
-    return path
+    cluster = cluster_entry("disk", sim, token=TOKEN)
+    return write_config(tmp, [cluster], {}, store={"path": str(store)})
 
 
 def test_a_store_that_cannot_be_created_is_an_error_not_a_traceback(tmp_path: Path) -> None:
