@@ -23,7 +23,7 @@ from pvewatch.observe import NullObserver, Observer
 from pvewatch.store import Routing, Store
 from pvewatch.watch import health, tasks, thresholds
 from pvewatch.watch.diff import diff
-from pvewatch.watch.normalize import carry_forward, implausible, normalize
+from pvewatch.watch.normalize import Normalizer, carry_forward, implausible
 from pvewatch.watch.rules import RuleInput, apply_rules
 
 # Task log lines fetched per failed task; the event keeps the last `rules.tasks.log_lines`.
@@ -86,6 +86,7 @@ class ClusterWatcher:
         self._closed = False
         self._first_poll = True
         self._snapshot: Snapshot | None = None
+        self._normalize = Normalizer()
         self._health = SourceHealth()
 
     async def close(self) -> None:
@@ -193,14 +194,14 @@ class ClusterWatcher:
         logs = await self._task_logs(task_rows)
         now = self._clock()
         old = self._snapshot
-        new = carry_forward(old, normalize(self.cluster, rows, now))
+        new = carry_forward(old, self._normalize(self.cluster, rows, now))
         new = dataclasses.replace(new, quorate=quorate)
         late = old is not None and (self._first_poll or now - old.taken_at > 2 * self._interval)
         events = diff(old, new, now, late=late)
         new_health, source_events = health.poll_succeeded(self._health, self.cluster, now)
-        inp = RuleInput(
-            old, new, source_events + events, task_rows, now, late, thresholds.usage(rows), logs
-        )
+        # The usage ratios are read from the rows only when a threshold needs them.
+        usage = thresholds.usage(rows) if self._rules.thresholds else {}
+        inp = RuleInput(old, new, source_events + events, task_rows, now, late, usage, logs)
         events, rule_state = await self._apply_rules(inp)
         if not await self._commit(new, events, new_health, rule_state):
             return PollResult(ok=False, error="store: commit failed", error_kind="store")
@@ -237,7 +238,8 @@ class ClusterWatcher:
                 events=events,
                 sinks=self._sinks,
                 health=new_health,
-                rule_state=rule_state,
+                # None keeps the stored state: a quiet poll writes almost nothing.
+                rule_state=None if rule_state == self._rule_state else rule_state,
             )
         except StoreError as e:
             # Nothing moves on: the next poll diffs against the same old snapshot again.

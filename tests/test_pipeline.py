@@ -192,3 +192,20 @@ async def test_a_closed_watcher_polls_no_more() -> None:
         result = await w.poll()
         assert (result.ok, result.error) == (False, "stopped")
         assert store.load("lab") == (None, SourceHealth())
+
+
+async def test_a_quiet_poll_writes_only_the_clusters_row() -> None:
+    """Counters move on every poll; a poll that changes nothing else writes no resource
+    and no rule state, only the cluster's row (when it was polled, its health)."""
+    node = {"id": "node/pve1", "type": "node", "node": "pve1", "status": "online"}
+    source = FakeSource([node, {**VM, "status": "running", "cpu": 0.1}])
+    with SqliteStore(":memory:") as store:
+        w = watcher(source, store)
+        await w.poll()
+        await w.poll()  # the first poll after the baseline records the task baseline
+        for cpu in (0.2, 0.3):
+            source.rows = [node, {**VM, "status": "running", "cpu": cpu, "uptime": cpu}]
+            before = store.total_changes
+            result = await w.poll()
+            assert (result.ok, result.events) == (True, [])
+            assert store.total_changes - before == 1

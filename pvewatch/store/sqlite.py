@@ -590,7 +590,7 @@ class SqliteStore:
         changed = [
             (cluster, rid, _to_json(r.to_dict(), f"resource {cluster}/{rid}"))
             for rid, r in new.items()
-            if old.get(rid) != r
+            if (was := old.get(rid)) is not r and was != r  # `is`: Normalizer reuses them
         ]
         removed = [(cluster, rid) for rid in old if rid not in new]
         conn.executemany(_UPSERT_RESOURCE, changed)

@@ -78,6 +78,8 @@ def diff(old: Snapshot | None, new: Snapshot, now: datetime, *, late: bool = Fal
     found: list[tuple[str, list[Event]]] = []
     for rid, resource in after.items():
         previous = before.get(rid)
+        if previous is resource:
+            continue  # the same object: unchanged (Normalizer reuses unchanged resources)
         if previous is None:
             found.append((rid, [_existence(emit, resource, "added")]))
         elif previous != resource:

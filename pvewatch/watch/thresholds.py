@@ -83,6 +83,8 @@ def evaluate(
     now: datetime,
 ) -> tuple[list[Event], dict[str, Any]]:
     """Threshold events of this poll and the new threshold state."""
+    if not config:
+        return [], {}  # thresholds are off: no state either
     old: Mapping[str, Any] = state if isinstance(state, dict) else {}
     new_state: dict[str, Any] = {}
     events: list[Event] = []
