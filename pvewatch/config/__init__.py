@@ -109,7 +109,8 @@ def summary_lines(config: Config) -> list[str]:
     """What the config means, one line per item, without any secret."""
     lines = [_cluster_summary(c) for c in config.clusters]
     store = config.store
-    lines.append(f"store {store.path} (events kept {store.retention_days} days)")
+    where = store.postgres.where() if store.postgres else store.path
+    lines.append(f"store {where} (events kept {store.retention_days} days)")
     lines.append(_http_summary(config.http))
     for sink in config.sinks:
         opts = ", ".join(f"{k}={v}" for k, v in sink.options.items())

@@ -3,17 +3,32 @@ listens for /metrics and health checks (its TLS and basic auth: `web`)."""
 
 from __future__ import annotations
 
-from pvewatch.config.reading import Ctx, get_integer, get_mapping, get_path, get_str
+from pvewatch.config.reading import (
+    Ctx,
+    get_enum,
+    get_integer,
+    get_mapping,
+    get_number,
+    get_path,
+    get_secret,
+    get_str,
+)
 from pvewatch.config.types import (
     DEFAULT_LISTEN,
     DEFAULT_STORE_PATH,
     HttpConfig,
+    PostgresConfig,
     StoreConfig,
     split_host_port,
 )
 from pvewatch.config.web import WEB_KEYS, web_security
 
-_STORE_KEYS = frozenset({"path", "retention_days"})
+_SQLITE_KEYS = frozenset({"path"})
+_POSTGRES_KEYS = frozenset(
+    {"dsn", "dsn_file", "host", "port", "dbname", "user", "password", "password_file"}
+    | {"replica_id", "leader_check_secs"}
+)
+_STORE_KEYS = frozenset({"type", "retention_days"}) | _SQLITE_KEYS | _POSTGRES_KEYS
 _HTTP_KEYS = frozenset({"listen", "web_config_file"}) | WEB_KEYS
 
 
@@ -21,10 +36,43 @@ def store_section(ctx: Ctx, value: object) -> StoreConfig:
     m = {} if value is None else get_mapping(ctx, "store", value, _STORE_KEYS)
     if m is None:
         return StoreConfig()
+    kind = get_enum(ctx, "store.type", m.get("type"), ("sqlite", "postgres"))
+    other = _POSTGRES_KEYS if kind == "sqlite" else _SQLITE_KEYS
+    for key in sorted(other & m.keys()):
+        ctx.add(f"store.{key}", f"not a key of a {kind} store")
     return StoreConfig(
+        type=kind,
         path=get_path(ctx, "store.path", m.get("path"), DEFAULT_STORE_PATH),
         retention_days=get_integer(
             ctx, "store.retention_days", m.get("retention_days"), 30, 1, 36500
+        ),
+        postgres=_postgres(ctx, m) if kind == "postgres" else None,
+    )
+
+
+def _postgres(ctx: Ctx, m: dict[str, object]) -> PostgresConfig:
+    dsn, dsn_key = get_secret(ctx, "store", m, "dsn")
+    password, _ = get_secret(ctx, "store", m, "password")
+    if dsn is not None and "://" in dsn.reveal():
+        scheme = dsn.reveal().partition("://")[0]
+        if scheme not in ("postgresql", "postgres"):
+            ctx.add(dsn_key, f"expected a postgresql:// URL, got a {scheme}:// one")
+    host = get_str(ctx, "store.host", m.get("host")) or None
+    if dsn is None and host is None and "dsn" not in m and "dsn_file" not in m:
+        ctx.add("store", "a postgres store needs dsn (or dsn_file) or host")
+    replica_id = (get_str(ctx, "store.replica_id", m.get("replica_id")) or "").strip()
+    if len(replica_id) > 48:
+        ctx.add("store.replica_id", "at most 48 characters (it is sent as application_name)")
+    return PostgresConfig(
+        dsn=dsn,
+        host=host,
+        port=get_integer(ctx, "store.port", m.get("port"), 0, 1, 65535) or None,
+        dbname=get_str(ctx, "store.dbname", m.get("dbname")) or None,
+        user=get_str(ctx, "store.user", m.get("user")) or None,
+        password=password,
+        replica_id=replica_id or None,
+        leader_check_secs=get_number(
+            ctx, "store.leader_check_secs", m.get("leader_check_secs"), 2.0, (0.1, 60.0, True)
         ),
     )
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from pvewatch.config.logging import LogConfig
 from pvewatch.config.rules import RulesConfig
@@ -53,9 +54,53 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PostgresConfig:
+    """`store: {type: postgres, ...}`: a libpq connection string or URL (`dsn`, a secret:
+    it may carry the password) and/or its parts; the parts win over the dsn."""
+
+    dsn: Secret | None = None
+    host: str | None = None
+    port: int | None = None
+    dbname: str | None = None
+    user: str | None = None
+    password: Secret | None = None
+    # This replica's name in `pvewatch status`, the logs and PostgreSQL's
+    # application_name; None: hostname:pid.
+    replica_id: str | None = None
+    # How often a replica renews its heartbeat and tries to take clusters nobody leads:
+    # the takeover time after a replica dies is about this plus one poll interval.
+    leader_check_secs: float = 2.0
+
+    def where(self) -> str:
+        """postgresql://HOST:PORT/DBNAME without user or password, for messages."""
+        parts = dsn_parts(self.dsn.reveal()) if self.dsn else {}
+        host = self.host or parts.get("host") or "localhost"
+        port = self.port or parts.get("port") or 5432
+        dbname = self.dbname or parts.get("dbname") or self.user or parts.get("user")
+        return f"postgresql://{host}:{port}/{dbname or 'postgres'}"
+
+
+def dsn_parts(dsn: str) -> dict[str, str]:
+    """host, port, dbname and user of a postgresql:// URL or a `key=value ...` string
+    (never the password); what cannot be read is left out."""
+    if "://" not in dsn:
+        pairs = (item.partition("=") for item in dsn.split())
+        return {k: v.strip("'") for k, _, v in pairs if k in ("host", "port", "dbname", "user")}
+    try:
+        url = urlsplit(dsn)
+        found = {"host": url.hostname, "port": str(url.port or ""), "user": url.username}
+    except ValueError:
+        return {}
+    found["dbname"] = url.path.lstrip("/")
+    return {k: v for k, v in found.items() if v}
+
+
+@dataclass(frozen=True, slots=True)
 class StoreConfig:
+    type: str = "sqlite"  # "sqlite" | "postgres"
     path: Path = DEFAULT_STORE_PATH
     retention_days: int = 30
+    postgres: PostgresConfig | None = None  # set when type is postgres
 
 
 @dataclass(frozen=True, slots=True)

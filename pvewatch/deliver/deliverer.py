@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -41,7 +41,13 @@ Line = tuple[str, str | None]
 class Outbox(Protocol):
     """The part of the store that delivery uses (SqliteStore implements it)."""
 
-    def heads(self, sink: str, limit: int = 100, after: int = 0) -> Sequence[PendingItem]: ...
+    def heads(
+        self,
+        sink: str,
+        limit: int = 100,
+        after: int = 0,
+        clusters: Collection[str] | None = None,
+    ) -> Sequence[PendingItem]: ...
     def mark_delivered(self, outbox_id: int, now: datetime) -> None: ...
     def mark_retry(
         self, outbox_id: int, *, attempts: int, next_attempt_at: datetime, error: str
@@ -86,8 +92,12 @@ class Deliverer:
         page_size: int = 50,
         observer: Observer | None = None,
         on_disabled: Callable[[str, Event], Awaitable[None]] | None = None,
+        clusters: Callable[[], Collection[str] | None] = lambda: None,
     ) -> None:
+        """`clusters`: whose rows to deliver, asked at each read (None: every cluster's);
+        with replicas, the clusters this one leads."""
         self._outbox = outbox
+        self._clusters = clusters
         self._sink = sink
         self._policy = policy
         self._clock = clock
@@ -194,7 +204,9 @@ class Deliverer:
         now = self._clock()
         slots = self._settings.concurrency - len(self._in_flight)
         if self.disabled or (self._stopping.is_set() and not flushing):
-            page = await asyncio.to_thread(self._outbox.heads, self.sink_name, 1)
+            page = await asyncio.to_thread(
+                self._outbox.heads, self.sink_name, 1, 0, self._clusters()
+            )
             return _Round(bool(page), 0, False, None, None)
         if slots <= 0:  # a send that finishes starts the next round
             return _Round(True, 0, False, None, None)
@@ -228,10 +240,11 @@ class Deliverer:
         are found or every head was seen (a line that waits never hides the others)."""
         busy: set[Line] = set().union(*self._in_flight.values())
         heads = _Heads([], [], False, False)
+        clusters = self._clusters()
         after = 0
         while len(heads.due) < wanted:
             page = await asyncio.to_thread(
-                self._outbox.heads, self.sink_name, self._page_size, after
+                self._outbox.heads, self.sink_name, self._page_size, after, clusters
             )
             heads.pending = heads.pending or bool(page)
             for head in page:

@@ -1,8 +1,9 @@
 """The state store: the last snapshot and health of each cluster, the events, the outbox.
 
 `Store` is what the daemon, the watchers and the delivery loop need from it;
-`SqliteStore` (store/sqlite.py, the only module that imports sqlite3) implements it.
-PostgreSQL will come later behind the same protocol.
+`SqliteStore` (store/sqlite.py, the only module that imports sqlite3) implements it, and
+`PostgresStore` (store/postgres.py, for replicas sharing the clusters; psycopg is an
+optional dependency, imported only there and in store/pg_leader.py) does too.
 
 The outbox holds one row per (event, sink). A row is `pending` until delivery marks it
 `delivered` or gives up and marks it `dead`. Rows of one sink about the same resource are
@@ -13,7 +14,7 @@ and `replay`) until the retention prunes them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -48,6 +49,17 @@ class OutboxItem:
         return (self.cluster, self.resource_id)
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """What `pvewatch status` shows of one cluster."""
+
+    cluster: str
+    last_poll: datetime | None  # the last successful poll (snapshot) stored
+    health: SourceHealth
+    leader: str | None = None  # the replica leading it; None: none (or a SQLite store)
+    leader_since: datetime | None = None
+
+
 # Which sinks get an outbox row for an event: every sink in a list, or what a function of the
 # event says (sink filters, silences). An event routed nowhere is still recorded.
 Routing = Sequence[str] | Callable[[Event], Sequence[str]]
@@ -75,7 +87,13 @@ class Store(Protocol):
 
     def due(self, sink: str, now: datetime, limit: int = 100) -> list[OutboxItem]: ...
 
-    def heads(self, sink: str, limit: int = 100, after: int = 0) -> list[OutboxItem]: ...
+    def heads(
+        self,
+        sink: str,
+        limit: int = 100,
+        after: int = 0,
+        clusters: Collection[str] | None = None,
+    ) -> list[OutboxItem]: ...
 
     def record_events(self, events: Sequence[Event], sinks: Routing) -> None: ...
 
@@ -114,4 +132,4 @@ class Store(Protocol):
 # Imported last: store/sqlite.py imports OutboxItem from this package.
 from pvewatch.store.sqlite import SqliteStore  # noqa: E402
 
-__all__ = ["OutboxItem", "Routing", "SqliteStore", "Store"]
+__all__ = ["ClusterStatus", "OutboxItem", "Routing", "SqliteStore", "Store"]

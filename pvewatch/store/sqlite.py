@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
-from pvewatch.store import OutboxItem, Routing
+from pvewatch.store import ClusterStatus, OutboxItem, Routing
 from pvewatch.watch.suppress import Matcher, Silence, parse_match
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
@@ -145,7 +145,9 @@ _SELECT_HEADS = """
     SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state,
         o.last_error, o.cluster, o.resource_id, o.created_at
     FROM outbox AS o JOIN events AS e ON e.id = o.event_id
-    WHERE o.sink = :sink AND o.state = 'pending' AND o.outbox_id > :after AND NOT EXISTS (
+    WHERE o.sink = :sink AND o.state = 'pending' AND o.outbox_id > :after
+      AND (:clusters IS NULL OR o.cluster IN (SELECT value FROM json_each(:clusters)))
+      AND NOT EXISTS (
         SELECT 1 FROM outbox AS p
         WHERE p.sink = :sink AND p.state = 'pending' AND p.cluster = o.cluster
           AND p.resource_id IS o.resource_id AND p.outbox_id < o.outbox_id)
@@ -342,6 +344,18 @@ class SqliteStore:
         with self._lock, self._transaction("list clusters") as conn:
             return [r[0] for r in conn.execute("SELECT name FROM clusters ORDER BY name")]
 
+    def status(self) -> list[ClusterStatus]:
+        """Each stored cluster: its last snapshot and health (one replica leads them all)."""
+        with self._lock, self._transaction("read the status") as conn:
+            rows = conn.execute(
+                "SELECT name, taken_at, consecutive_failures, unreachable, last_error"
+                " FROM clusters ORDER BY name"
+            ).fetchall()
+        return [
+            ClusterStatus(name, None if at is None else _dt(at), SourceHealth(n, bool(u), err))
+            for name, at, n, u, err in rows
+        ]
+
     # --- the outbox -----------------------------------------------------------------
 
     def due(self, sink: str, now: datetime, limit: int = 100) -> list[OutboxItem]:
@@ -353,14 +367,21 @@ class SqliteStore:
             rows = conn.execute(_SELECT_DUE, (sink, limit)).fetchall()
         return [self._item(r) for r in rows]
 
-    def heads(self, sink: str, limit: int = 100, after: int = 0) -> list[OutboxItem]:
+    def heads(
+        self,
+        sink: str,
+        limit: int = 100,
+        after: int = 0,
+        clusters: Collection[str] | None = None,
+    ) -> list[OutboxItem]:
         """The first pending row of each line (cluster, resource) of a sink, in outbox_id
         order, whatever its next_attempt_at: only a line's head may be sent, so events
         about one resource keep their order while other resources go on. `after`: the
-        last outbox_id of the previous page."""
-        if limit <= 0:
+        last outbox_id of the previous page; `clusters`: only rows of these (None: all)."""
+        if limit <= 0 or (clusters is not None and not clusters):
             return []
-        params = {"sink": sink, "limit": limit, "after": after}
+        only = None if clusters is None else json.dumps(sorted(clusters))
+        params = {"sink": sink, "limit": limit, "after": after, "clusters": only}
         with self._lock, self._transaction(f"read outbox heads of sink {sink!r}") as conn:
             rows = conn.execute(_SELECT_HEADS, params).fetchall()
         return [self._item(r) for r in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -46,7 +46,13 @@ class MemOutbox:
                 oid = len(self.rows) + 1
                 self.rows[oid] = Item(oid, sink, event, attempts, at)
 
-    def heads(self, sink: str, limit: int = 100, after: int = 0) -> list[Item]:
+    def heads(
+        self,
+        sink: str,
+        limit: int = 100,
+        after: int = 0,
+        clusters: Collection[str] | None = None,
+    ) -> list[Item]:
         with self._lock:
             self.calls.append(("heads", sink))
             if self.failing_reads:
@@ -54,6 +60,8 @@ class MemOutbox:
                 raise StoreError("state store /x: disk I/O error")
             heads: dict[tuple[str, str | None], Item] = {}
             for row in self.rows.values():
+                if clusters is not None and row.line[0] not in clusters:
+                    continue
                 if row.sink == sink and row.state == "pending":
                     heads.setdefault(row.line, row)
             return [h for h in heads.values() if h.outbox_id > after][:limit]

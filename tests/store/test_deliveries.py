@@ -1,4 +1,4 @@
-"""SqliteStore for delivery: line heads, events recorded outside a poll, listing and
+"""The stores for delivery: line heads, events recorded outside a poll, listing and
 re-queueing deliveries (`pvewatch deliveries` / `replay`)."""
 
 from __future__ import annotations
@@ -7,25 +7,25 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from pvewatch.model import Event, SourceHealth
-from pvewatch.store import OutboxItem, SqliteStore
+from pvewatch.store import OutboxItem
 
 from .builders import T0, event
+from .conftest import AnyStore, Opener
 
 LATER = T0 + timedelta(hours=1)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "state.db", clock=lambda: T0) as s:
+def store(open_store: Opener) -> Iterator[AnyStore]:
+    with open_store(clock=lambda: T0) as s:
         yield s
 
 
-def commit(store: SqliteStore, *events: Event, sinks: tuple[str, ...] = ("hook", "log")) -> None:
+def commit(store: AnyStore, *events: Event, sinks: tuple[str, ...] = ("hook", "log")) -> None:
     store.commit_poll(
         events[0].cluster, snapshot=None, events=events, sinks=sinks, health=SourceHealth()
     )
@@ -39,7 +39,7 @@ def source_event(n: int, cluster: str = "prod") -> Event:
     return dataclasses.replace(event(n, cluster=cluster, type_="source.unreachable"), resource=None)
 
 
-def test_heads_are_the_first_pending_row_of_each_resource(store: SqliteStore) -> None:
+def test_heads_are_the_first_pending_row_of_each_resource(store: AnyStore) -> None:
     commit(
         store,
         event(1, resource_id="qemu/100"),
@@ -66,7 +66,7 @@ def test_heads_are_the_first_pending_row_of_each_resource(store: SqliteStore) ->
     assert store.heads("hook", limit=0) == []
 
 
-def test_a_retrying_head_holds_only_its_own_line(store: SqliteStore) -> None:
+def test_a_retrying_head_holds_only_its_own_line(store: AnyStore) -> None:
     commit(store, event(1, resource_id="qemu/100"), event(2, resource_id="qemu/100"))
     commit(store, event(3, resource_id="qemu/101"))
     head = store.heads("hook")[0]
@@ -83,7 +83,7 @@ def test_a_retrying_head_holds_only_its_own_line(store: SqliteStore) -> None:
     assert ids(store.heads("log")) == ["evt_prod_1", "evt_prod_3"]
 
 
-def test_heads_stay_quick_with_a_long_backlog(store: SqliteStore) -> None:
+def test_heads_stay_quick_with_a_long_backlog(store: AnyStore) -> None:
     backlog = [event(i, resource_id=f"qemu/{100 + i % 50}") for i in range(20_000)]
     commit(store, *backlog, sinks=("hook",))
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def test_heads_stay_quick_with_a_long_backlog(store: SqliteStore) -> None:
     assert per_call < 0.2, f"heads() took {per_call * 1000:.0f} ms with 20,000 pending rows"
 
 
-def test_record_events_routes_them_and_records_each_once(store: SqliteStore) -> None:
+def test_record_events_routes_them_and_records_each_once(store: AnyStore) -> None:
     e = source_event(1)
     store.record_events([e], lambda ev: ["log"])
     assert ids(store.heads("log")) == [e.id]
@@ -104,7 +104,7 @@ def test_record_events_routes_them_and_records_each_once(store: SqliteStore) -> 
     assert len(store.deliveries(sink="log")) == 1
 
 
-def test_deliveries_lists_pending_and_dead_not_delivered(store: SqliteStore) -> None:
+def test_deliveries_lists_pending_and_dead_not_delivered(store: AnyStore) -> None:
     commit(store, event(1), event(2, resource_id="qemu/101"), event(3, resource_id="qemu/102"))
     first, second, _ = store.heads("hook")
     store.mark_delivered(first.outbox_id, T0)
@@ -125,7 +125,7 @@ def test_deliveries_lists_pending_and_dead_not_delivered(store: SqliteStore) -> 
     assert store.deliveries(sink="nowhere") == []
 
 
-def test_requeue_all_dead_resets_them_and_keeps_their_place(store: SqliteStore) -> None:
+def test_requeue_all_dead_resets_them_and_keeps_their_place(store: AnyStore) -> None:
     commit(store, event(1), event(2), sinks=("hook",))
     head = store.heads("hook")[0]
     store.mark_dead(head.outbox_id, attempts=5, error="gave up", now=T0)
@@ -137,7 +137,7 @@ def test_requeue_all_dead_resets_them_and_keeps_their_place(store: SqliteStore) 
     assert store.requeue(sinks=["hook"], event_id=None, now=LATER) == 0
 
 
-def test_requeue_one_event_whatever_its_state_for_the_sinks_given(store: SqliteStore) -> None:
+def test_requeue_one_event_whatever_its_state_for_the_sinks_given(store: AnyStore) -> None:
     commit(store, event(1))
     for sink in ("hook", "log"):
         store.mark_delivered(store.heads(sink)[0].outbox_id, T0)

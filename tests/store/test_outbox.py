@@ -1,31 +1,24 @@
-"""SqliteStore: the outbox (due, mark_*), the event history and pruning."""
+"""The stores' outbox (due, mark_*), the event history and pruning."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, SourceHealth
-from pvewatch.store import OutboxItem, SqliteStore
+from pvewatch.store import OutboxItem
 
 from .builders import T0, event
+from .conftest import AnyStore
 
 SINKS = ("webhook", "log")
 LATER = T0 + timedelta(hours=1)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "state.db") as s:
-        yield s
-
-
-def commit(store: SqliteStore, *events: Event, sinks: tuple[str, ...] = SINKS) -> None:
+def commit(store: AnyStore, *events: Event, sinks: tuple[str, ...] = SINKS) -> None:
     cluster = events[0].cluster if events else "prod"
     store.commit_poll(cluster, snapshot=None, events=events, sinks=sinks, health=SourceHealth())
 
@@ -34,7 +27,7 @@ def ids(items: list[OutboxItem]) -> list[str]:
     return [i.event.id for i in items]
 
 
-def test_a_new_row_is_pending_and_due_at_once(store: SqliteStore) -> None:
+def test_a_new_row_is_pending_and_due_at_once(store: AnyStore) -> None:
     commit(store, event(1))
     [item] = store.due("log", T0)
     assert item == OutboxItem(item.outbox_id, "log", event(1), 0, item.next_attempt_at,
@@ -42,7 +35,7 @@ def test_a_new_row_is_pending_and_due_at_once(store: SqliteStore) -> None:
     assert item.next_attempt_at <= event(1).time
 
 
-def test_routing_by_function_gives_each_event_its_own_sinks(store: SqliteStore) -> None:
+def test_routing_by_function_gives_each_event_its_own_sinks(store: AnyStore) -> None:
     def route(e: Event) -> tuple[str, ...]:
         return {"evt_prod_1": ("log",), "evt_prod_2": ("webhook", "log")}.get(e.id, ())
 
@@ -59,7 +52,7 @@ def test_routing_by_function_gives_each_event_its_own_sinks(store: SqliteStore) 
     assert [e.id for e in store.events()] == ["evt_prod_1", "evt_prod_2", "evt_prod_3"]
 
 
-def test_due_keeps_commit_order_even_when_the_head_waits(store: SqliteStore) -> None:
+def test_due_keeps_commit_order_even_when_the_head_waits(store: AnyStore) -> None:
     commit(store, event(1), event(2))
     commit(store, event(3))
     head = store.due("log", T0)[0]
@@ -74,7 +67,7 @@ def test_due_keeps_commit_order_even_when_the_head_waits(store: SqliteStore) -> 
     assert store.due("nowhere", T0) == []
 
 
-def test_delivered_and_dead_rows_leave_the_queue_of_their_sink_only(store: SqliteStore) -> None:
+def test_delivered_and_dead_rows_leave_the_queue_of_their_sink_only(store: AnyStore) -> None:
     commit(store, event(1), event(2), event(3))
     first, second, _ = store.due("log", T0)
     store.mark_delivered(first.outbox_id, LATER)
@@ -96,7 +89,7 @@ def test_delivered_and_dead_rows_leave_the_queue_of_their_sink_only(store: Sqlit
     ],
 )
 def test_only_a_pending_row_changes_state(
-    store: SqliteStore, first: str, then: str, allowed: bool
+    store: AnyStore, first: str, then: str, allowed: bool
 ) -> None:
     commit(store, event(1))
     oid = store.due("log", T0)[0].outbox_id
@@ -114,12 +107,12 @@ def test_only_a_pending_row_changes_state(
     assert store.pending_count("log") == 0
 
 
-def test_marking_an_unknown_row_is_an_error(store: SqliteStore) -> None:
+def test_marking_an_unknown_row_is_an_error(store: AnyStore) -> None:
     with pytest.raises(StoreError, match=r"outbox row 42 .*no such row"):
         store.mark_delivered(42, LATER)
 
 
-def test_a_long_error_is_truncated(store: SqliteStore) -> None:
+def test_a_long_error_is_truncated(store: AnyStore) -> None:
     commit(store, event(1))
     oid = store.due("log", T0)[0].outbox_id
     store.mark_retry(oid, attempts=1, next_attempt_at=LATER, error="x" * 100_000)
@@ -150,14 +143,14 @@ HISTORY = [
         ({"since": event(9).time}, []),
     ],
 )
-def test_events_filters(store: SqliteStore, query: dict[str, object], expected: list[int]) -> None:
+def test_events_filters(store: AnyStore, query: dict[str, object], expected: list[int]) -> None:
     for e in reversed(HISTORY):  # committed out of order; read back by time
         commit(store, e)
     got = store.events(**query)  # type: ignore[arg-type]
     assert [int(e.summary.split()[1]) for e in got] == expected
 
 
-def test_same_time_events_come_back_in_commit_order(store: SqliteStore) -> None:
+def test_same_time_events_come_back_in_commit_order(store: AnyStore) -> None:
     same = [event(n, time=T0) for n in (3, 1, 2)]
     commit(store, *same)
     assert store.events() == same
@@ -178,7 +171,7 @@ NOW = T0
     ],
 )
 def test_prune(
-    store: SqliteStore, when: datetime, outcomes: tuple[str, ...], event_kept: bool
+    store: AnyStore, when: datetime, outcomes: tuple[str, ...], event_kept: bool
 ) -> None:
     old = event(1, time=when)
     sinks = tuple(f"s{i}" for i in range(len(outcomes)))
@@ -199,7 +192,7 @@ def test_prune(
     assert store.prune(NOW, retention_days=30) == 0
 
 
-def test_prune_drops_old_finished_rows_of_a_kept_event(store: SqliteStore) -> None:
+def test_prune_drops_old_finished_rows_of_a_kept_event(store: AnyStore) -> None:
     commit(store, event(1, time=OLD), sinks=("a", "b"))
     store.mark_delivered(store.due("a", NOW)[0].outbox_id, OLD)
     assert store.prune(NOW, retention_days=30) == 1  # a's row; the event waits for b
@@ -211,7 +204,7 @@ def test_prune_drops_old_finished_rows_of_a_kept_event(store: SqliteStore) -> No
     assert store.events() == []
 
 
-def test_a_replayed_event_keeps_its_state_per_sink(store: SqliteStore) -> None:
+def test_a_replayed_event_keeps_its_state_per_sink(store: AnyStore) -> None:
     commit(store, event(1))
     store.mark_delivered(store.due("log", T0)[0].outbox_id, LATER)
     commit(store, replace(event(1), summary="changed"))
@@ -219,7 +212,7 @@ def test_a_replayed_event_keeps_its_state_per_sink(store: SqliteStore) -> None:
     assert store.events() == [event(1)]
 
 
-def test_counts_per_state_and_sink(store: SqliteStore) -> None:
+def test_counts_per_state_and_sink(store: AnyStore) -> None:
     commit(store, event(1), event(2), event(3))
     first, second = store.due("log", T0)[:2]
     store.mark_delivered(first.outbox_id, LATER)

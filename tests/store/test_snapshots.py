@@ -1,11 +1,11 @@
-"""SqliteStore: snapshots, health, atomic polls, schema versions, speed."""
+"""The stores: snapshots, health, atomic polls, schema versions, speed (SQLite-only
+file matters at the end)."""
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,12 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pvewatch.config.types import PostgresConfig
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
-from pvewatch.store import SqliteStore
+from pvewatch.store import SqliteStore, postgres_sql
+from pvewatch.store.postgres import PostgresStore
 from pvewatch.store.sqlite import SCHEMA_VERSION
+from tests.pg import empty_tables, execute
 
 from .builders import captured_resources, event, resources, snapshot
+from .conftest import AnyStore, Opener
 
 SINKS = ("webhook", "log")
 HEALTHY = SourceHealth()
@@ -27,7 +31,7 @@ FAILING = SourceHealth(consecutive_failures=1, last_error="unreachable")
 
 
 def poll(
-    store: SqliteStore,
+    store: AnyStore,
     snap: Snapshot | None,
     events: Sequence[Event] = (),
     *,
@@ -43,13 +47,7 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "state.db"
 
 
-@pytest.fixture
-def store(db: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(db) as s:
-        yield s
-
-
-def test_unknown_cluster_is_a_first_start(store: SqliteStore) -> None:
+def test_unknown_cluster_is_a_first_start(store: AnyStore) -> None:
     assert store.load("prod") == (None, SourceHealth())
     assert store.clusters() == []
 
@@ -58,19 +56,19 @@ def test_unknown_cluster_is_a_first_start(store: SqliteStore) -> None:
     "fixture",
     ["dougiteixeira-pve8-cluster-resources.json", "pruebalucas-pve922-cluster-resources.json"],
 )
-def test_captured_snapshot_and_health_survive_a_reopen(db: Path, fixture: str) -> None:
+def test_captured_snapshot_and_health_survive_a_reopen(open_store: Opener, fixture: str) -> None:
     snap = snapshot(captured_resources(fixture), n=1)
     health = SourceHealth(consecutive_failures=2, unreachable=True, last_error="timeout")
-    with SqliteStore(db) as store:
+    with open_store() as store:
         poll(store, snap, [event(1)], health=health)
-    with SqliteStore(db) as store:
+    with open_store() as store:
         assert store.load("prod") == (snap, health)
         assert store.events() == [event(1)]
         assert [store.pending_count(s) for s in SINKS] == [1, 1]
         assert store.clusters() == ["prod"]
 
 
-def test_only_changed_rows_are_written(store: SqliteStore) -> None:
+def test_only_changed_rows_are_written(store: AnyStore) -> None:
     res = resources(100)
     poll(store, snapshot(res))
     res["qemu/1"] = replace(res["qemu/1"], status="stopped")  # changed
@@ -87,7 +85,7 @@ def test_only_changed_rows_are_written(store: SqliteStore) -> None:
     assert store.total_changes - before == 1
 
 
-def test_failed_poll_keeps_the_snapshot_and_writes_health_and_events(store: SqliteStore) -> None:
+def test_failed_poll_keeps_the_snapshot_and_writes_health_and_events(store: AnyStore) -> None:
     snap = snapshot(resources(3))
     poll(store, snap)
     down = SourceHealth(consecutive_failures=3, unreachable=True, last_error="unreachable")
@@ -98,53 +96,57 @@ def test_failed_poll_keeps_the_snapshot_and_writes_health_and_events(store: Sqli
     assert store.due("log", snap.taken_at)[0].event == lost
 
 
-def test_failed_first_poll_has_health_but_no_snapshot(store: SqliteStore) -> None:
+def test_failed_first_poll_has_health_but_no_snapshot(store: AnyStore) -> None:
     poll(store, None, health=FAILING)
     assert store.load("prod") == (None, FAILING)
 
 
-def _assert_only_the_first_poll_is_stored(db: Path) -> None:
-    with SqliteStore(db) as fresh:
+def _assert_only_the_first_poll_is_stored(open_store: Opener) -> None:
+    with open_store() as fresh:
         assert fresh.load("prod") == (snapshot(resources(5)), HEALTHY)
         assert fresh.events() == [event(1)]
         assert [fresh.pending_count(s) for s in SINKS] == [1, 1]
 
 
-def test_a_poll_failing_halfway_stores_nothing_of_it(store: SqliteStore, db: Path) -> None:
+def test_a_poll_failing_halfway_stores_nothing_of_it(store: AnyStore, open_store: Opener) -> None:
     poll(store, snapshot(resources(5)), [event(1)])
     # The resources are written before the second event turns out unstorable.
     bad = replace(event(3), details={"oops": object()})  # type: ignore[dict-item]
     with pytest.raises(StoreError, match="evt_prod_3"):
         poll(store, snapshot(resources(9, status="off"), n=2), [event(2), bad], health=FAILING)
-    _assert_only_the_first_poll_is_stored(db)
+    _assert_only_the_first_poll_is_stored(open_store)
     assert store.load("prod") == (snapshot(resources(5)), HEALTHY)
 
 
-def test_a_constraint_violation_rolls_back_the_whole_poll(store: SqliteStore, db: Path) -> None:
+def test_a_constraint_violation_rolls_back_the_whole_poll(
+    store: AnyStore, open_store: Opener
+) -> None:
     poll(store, snapshot(resources(5)), [event(1)])
-    with pytest.raises(StoreError, match=r"state\.db.*commit poll of cluster 'prod'"):
+    with pytest.raises(
+        StoreError, match=r"(state\.db|/pvewatch_test_).*commit poll of cluster 'prod'"
+    ):
         poll(store, snapshot(resources(9, status="off"), n=2), [event(2)], sinks=["log", ""])
-    _assert_only_the_first_poll_is_stored(db)
+    _assert_only_the_first_poll_is_stored(open_store)
     # The rolled-back snapshot must not have reached the cache either: committing the
     # first snapshot again has to leave the table as it was.
     poll(store, snapshot(resources(5)))
-    _assert_only_the_first_poll_is_stored(db)
+    _assert_only_the_first_poll_is_stored(open_store)
 
 
-def test_a_known_event_id_is_not_stored_twice(store: SqliteStore) -> None:
+def test_a_known_event_id_is_not_stored_twice(store: AnyStore) -> None:
     poll(store, None, [event(1)])
     poll(store, None, [event(1), event(2)])
     assert store.events() == [event(1), event(2)]
     assert [len(store.due(s, event(1).time)) for s in SINKS] == [2, 2]
 
 
-def test_a_write_by_another_connection_is_not_hidden_by_the_cache(db: Path) -> None:
+def test_a_write_by_another_connection_is_not_hidden_by_the_cache(open_store: Opener) -> None:
     a, b = resources(4), resources(4, status="stopped")
-    with SqliteStore(db) as one, SqliteStore(db) as other:
+    with open_store() as one, open_store() as other:
         poll(one, snapshot(a))
         poll(other, snapshot(b))
         poll(one, snapshot(a))
-    with SqliteStore(db) as fresh:
+    with open_store() as fresh:
         assert fresh.load("prod")[0] == snapshot(a)
 
 
@@ -161,17 +163,34 @@ _resource = st.builds(
 _times = st.datetimes(datetime(1971, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(polls=st.lists(st.lists(_resource, max_size=6), min_size=1, max_size=5), stamp=_times)
 def test_load_returns_the_last_committed_snapshot(
-    polls: list[list[Resource]], stamp: datetime
+    open_store: Opener, polls: list[list[Resource]], stamp: datetime
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp, SqliteStore(Path(tmp) / "s.db") as store:
+    with open_store() as store:
         for rows in polls:
             snap = Snapshot("prod", {r.id: r for r in rows}, stamp)
             poll(store, snap)
-            with SqliteStore(Path(tmp) / "s.db") as fresh:
+            with open_store() as fresh:
                 assert fresh.load("prod") == (snap, HEALTHY)
+
+
+def test_a_newer_schema_is_refused_by_postgres(pg_config: PostgresConfig) -> None:
+    empty_tables(pg_config)
+    with PostgresStore(pg_config) as store:
+        assert store.schema_version == postgres_sql.SCHEMA_VERSION
+    newer = postgres_sql.SCHEMA_VERSION + 7
+    execute(pg_config, "UPDATE schema_version SET version = %s", (newer,))
+    try:
+        with pytest.raises(StoreError, match=rf"pvewatch_test_.*version {newer} is newer"):
+            PostgresStore(pg_config)
+    finally:
+        execute(pg_config, "UPDATE schema_version SET version = %s", (postgres_sql.SCHEMA_VERSION,))
 
 
 def test_a_newer_schema_is_refused(db: Path) -> None:
@@ -197,7 +216,7 @@ def test_an_unusable_file_is_a_store_error_naming_it(tmp_path: Path) -> None:
     assert str(garbage) in str(info.value)
 
 
-def test_a_closed_store_says_so(store: SqliteStore) -> None:
+def test_a_closed_store_says_so(store: AnyStore) -> None:
     store.close()
     store.close()
     with pytest.raises(StoreError, match="closed"):
@@ -210,7 +229,7 @@ def test_memory_store_works() -> None:
         assert store.load("prod") == (snapshot(resources(2)), HEALTHY)
 
 
-def test_threads_can_share_a_store(store: SqliteStore, db: Path) -> None:
+def test_threads_can_share_a_store(store: AnyStore, open_store: Opener) -> None:
     def watch(worker: int) -> None:
         cluster = f"c{worker}"
         for n in range(20):
@@ -224,11 +243,11 @@ def test_threads_can_share_a_store(store: SqliteStore, db: Path) -> None:
         t.join()
     assert store.clusters() == ["c0", "c1", "c2", "c3"]
     assert store.pending_count("log") == store.pending_count("webhook") == 80
-    with SqliteStore(db) as fresh:
+    with open_store() as fresh:
         assert fresh.load("c2")[0] == snapshot(resources(19), cluster="c2")
 
 
-def test_ten_thousand_resources_are_cheap(store: SqliteStore) -> None:
+def test_ten_thousand_resources_are_cheap(store: AnyStore) -> None:
     res = resources(10_000)
     start = time.perf_counter()
     poll(store, snapshot(res), sinks=[])
@@ -242,19 +261,23 @@ def test_ten_thousand_resources_are_cheap(store: SqliteStore) -> None:
 
 
 @pytest.mark.parametrize("quorate", [True, False, None])
-def test_quorum_survives_a_reopen_and_a_failed_poll(db: Path, quorate: bool | None) -> None:
+def test_quorum_survives_a_reopen_and_a_failed_poll(
+    open_store: Opener, quorate: bool | None
+) -> None:
     snap = replace(snapshot(resources(2)), quorate=quorate)
-    with SqliteStore(db) as store:
+    with open_store() as store:
         poll(store, snap)
         poll(store, None, health=FAILING)  # a failed poll knows nothing about quorum
-    with SqliteStore(db) as store:
+    with open_store() as store:
         loaded, _ = store.load("prod")
     assert loaded is not None
     assert loaded.quorate is quorate
 
 
-def test_rule_state_is_committed_with_the_poll_and_kept_when_not_given(db: Path) -> None:
-    with SqliteStore(db) as store:
+def test_rule_state_is_committed_with_the_poll_and_kept_when_not_given(
+    open_store: Opener,
+) -> None:
+    with open_store() as store:
         assert store.load_rule_state("prod") == {}
         store.commit_poll(
             "prod",
@@ -265,7 +288,7 @@ def test_rule_state_is_committed_with_the_poll_and_kept_when_not_given(db: Path)
             rule_state={"reported_tasks": ["UPID:pve1:1:2:3:vzdump:100:root@pam:"]},
         )
         poll(store, None, health=FAILING)  # no rule_state given: the stored one stays
-    with SqliteStore(db) as store:
+    with open_store() as store:
         assert store.load_rule_state("prod") == {
             "reported_tasks": ["UPID:pve1:1:2:3:vzdump:100:root@pam:"]
         }
