@@ -38,5 +38,20 @@ fmt: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pvewatch demo $(DEMO_ARGS)
 
+# The benchmarks (bench/RESULTS.md), in a virtualenv of their own: pvewatch plus the tools
+# they compare with (msgspec, orjson, prometheus-pve-exporter) and a profiler.
+BENCH_VENV := bench/.venv
+$(BENCH_VENV)/.installed: bench/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m bench.poll
+	$(BENCH_VENV)/bin/python -m bench.latency --quick
+	$(BENCH_VENV)/bin/python -m bench.delivery
+	$(BENCH_VENV)/bin/python -m bench.exporter
+	$(BENCH_VENV)/bin/python -m bench.report
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,47 @@
+"""Writes the figures of the last runs (bench/results/*.json) into bench/RESULTS.md,
+between its `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers; the text around
+them is written by hand.
+
+    python -m bench.report
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from bench import delivery, exporter, latency, poll
+from bench.common import ROOT
+
+TABLES = {
+    "poll": poll.table,
+    "latency": latency.table,
+    "delivery": delivery.table,
+    "exporter": exporter.table,
+}
+
+
+def machine_line(machine: dict[str, object]) -> str:
+    return (
+        f"{machine['cores']} cores, {machine['cpu']}, {machine['implementation']} "
+        f"{machine['python']}, {machine['system']}"
+    )
+
+
+def main() -> None:
+    path = ROOT / "bench" / "RESULTS.md"
+    text = path.read_text()
+    for name, render in TABLES.items():
+        source = ROOT / "bench" / "results" / f"{name}.json"
+        if not source.exists():
+            continue
+        data = json.loads(source.read_text())
+        block = f"Machine: {machine_line(data['machine'])}.\n\n{render(data['results'])}"
+        marker = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        text = marker.sub(lambda m, b=block: m[1] + b + m[2], text)
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
