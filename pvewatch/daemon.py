@@ -16,14 +16,15 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from pvewatch.config import Config
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.deliver import Deliverer, RetryPolicy, settings_for
-from pvewatch.errors import StoreError
 from pvewatch.http import Listener
+from pvewatch.leadership import Leadership, SoleLeader
 from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
@@ -31,8 +32,12 @@ from pvewatch.probes import Heartbeat
 from pvewatch.pve.client import PveClient
 from pvewatch.sinks import Sink, build_sink
 from pvewatch.sinks.filter import route
+from pvewatch.store.opening import open_state
 from pvewatch.store.sqlite import SqliteStore
 from pvewatch.systemd import Notifier, ServiceStatus
+
+if TYPE_CHECKING:
+    from pvewatch.store.postgres import PostgresStore
 
 log = logging.getLogger("pvewatch")
 
@@ -47,7 +52,7 @@ def utcnow() -> datetime:
 @dataclass
 class Runtime:
     config: Config
-    store: SqliteStore
+    store: SqliteStore | PostgresStore
     sinks: list[Sink]
     deliverers: list[Deliverer]
     clients: list[PveClient]
@@ -55,6 +60,20 @@ class Runtime:
     metrics: Metrics
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     listener: Listener | None = None  # serving /metrics, /healthz, /readyz
+    leadership: Leadership = field(default_factory=SoleLeader)
+
+    def leader_changed(self, cluster: str, leading: bool) -> None:
+        """This replica took or gave up a cluster (replicas sharing a PostgreSQL store):
+        a cluster taken is polled on from what is stored; its queued events go out."""
+        for watcher in self.watchers:
+            if leading and watcher.cluster == cluster:
+                watcher.forget()
+        self.metrics.leader_changed(cluster, leading)
+        self.wake_deliverers([])
+
+    def polling(self, cluster: str) -> bool:
+        """A poll of `cluster` is in flight: leadership does not change hands then."""
+        return any(w.cluster == cluster and w.lock.locked() for w in self.watchers)
 
     def wake_deliverers(self, events: list[Event]) -> None:
         for d in self.deliverers:
@@ -76,13 +95,16 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
     """Start every component in order; stop them in reverse order, whatever happens.
     `serve_http` starts the listener of `config.http` too (last, so it stops first)."""
     async with contextlib.AsyncExitStack() as stack:
-        try:
-            config.store.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:  # said like the store's own errors: a message, not a traceback
-            where = f"state store {config.store.path}"
-            raise StoreError(f"{where}: cannot create its directory: {e.strerror or e}") from None
-        store = SqliteStore(config.store.path)
+        store, leadership = open_state(
+            config.store,
+            [c.name for c in config.clusters],
+            on_change=lambda cluster, leading: runtime.leader_changed(cluster, leading),
+            on_database=lambda ok, detail: runtime.metrics.database_changed(ok, detail),
+            busy=lambda cluster: runtime.polling(cluster),
+            logger=log,
+        )
         stack.callback(store.close)
+        stack.push_async_callback(leadership.stop)  # after the last poll and delivery
         # A prometheus sink only shapes /metrics: no Sink object, no outbox rows.
         delivered = [s for s in config.sinks if s.type not in METRICS_ONLY_TYPES]
         sinks: list[Sink] = []
@@ -99,7 +121,7 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
         for sink in sinks:
             metrics.sink_enabled(sink.name, True)
         rng = random.Random()
-        runtime = Runtime(config, store, sinks, [], [], [], metrics)
+        runtime = Runtime(config, store, sinks, [], [], [], metrics, leadership=leadership)
         deliverers = [
             Deliverer(
                 store,
@@ -111,6 +133,7 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
                 logger=log,
                 observer=metrics,
                 on_disabled=runtime.record_sink_disabled,
+                clusters=leadership.delivered,
             )
             for sink_config, sink in zip(delivered, sinks, strict=True)
         ]
@@ -132,12 +155,19 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
                 sinks=functools.partial(route, delivered),
                 clock=utcnow,
                 on_commit=runtime.wake_deliverers,
+                leading=functools.partial(leadership.leads, cluster.name),
                 rules=config.rules,
                 logger=log,
                 observer=metrics,
             )
             for cluster, client in zip(config.clusters, clients, strict=True)
         ]
+        # This replica's first share of the clusters before the first polls; then a look
+        # every few seconds (PostgreSQL; with SQLite it leads everything, always).
+        for cluster in config.clusters:
+            metrics.leader_changed(cluster.name, leadership.leads(cluster.name))
+        await leadership.look()
+        stack.push_async_callback(_cancel, asyncio.create_task(leadership.run()))
         if serve_http and config.http.listen is not None:
             runtime.listener = Listener(
                 config.http, metrics=metrics, heartbeat=runtime.heartbeat, logger=log
@@ -145,6 +175,11 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
             runtime.listener.start()
             stack.callback(runtime.listener.close)
         yield runtime
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _flush(runtime: Runtime) -> bool:
@@ -223,6 +258,8 @@ async def _poll_and_report(
 ) -> None:
     """One scheduled poll, then the one-line state for `systemctl status`."""
     result = await watcher.poll()
+    if result.standby:  # another replica leads the cluster
+        return
     status.poll_finished(
         watcher.cluster, ok=result.ok, resources=result.resources, error_kind=result.error_kind
     )
@@ -243,6 +280,8 @@ async def once(config: Config) -> int:
     async with open_runtime(config) as runtime:
         results: list[PollResult] = await asyncio.gather(*(w.poll() for w in runtime.watchers))
         for cluster, result in zip(config.clusters, results, strict=True):
+            if result.standby:
+                log.warning("cluster %s is led by another replica: not polled", cluster.name)
             if not result.ok:
                 log.error("cluster %s could not be polled: %s", cluster.name, result.error)
         flushed = await _flush(runtime)

@@ -78,7 +78,7 @@ def delivered_clusters(led: Collection[str], configured: Iterable[str]) -> froze
 
 
 class Leadership(Protocol):
-    """What the daemon asks about leadership."""
+    """What the daemon asks about leadership, and how it runs it."""
 
     def leads(self, cluster: str) -> bool:
         """True while this replica may poll `cluster` and deliver its events."""
@@ -86,12 +86,30 @@ class Leadership(Protocol):
     def delivered(self) -> frozenset[str] | None:
         """The clusters whose outbox rows this replica delivers; None: all of them."""
 
+    async def look(self) -> None:
+        """Take and give up clusters once, now (before the first polls)."""
+
+    async def run(self) -> None:
+        """Look again and again until cancelled."""
+
+    async def stop(self) -> None:
+        """Give every cluster up (at shutdown, after the last poll)."""
+
 
 class SoleLeader:
-    """One replica (the SQLite store): it leads every cluster."""
+    """One replica (the SQLite store): it leads every cluster, always."""
 
     def leads(self, cluster: str) -> bool:
         return True
 
     def delivered(self) -> frozenset[str] | None:
+        return None
+
+    async def look(self) -> None:
+        return None
+
+    async def run(self) -> None:
+        return None
+
+    async def stop(self) -> None:
         return None

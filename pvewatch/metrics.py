@@ -178,6 +178,23 @@ class Metrics:
         with self._lock:
             self._enabled[sink] = enabled
 
+    def leader_changed(self, cluster: str, leading: bool) -> None:
+        """This replica took (True) or gave up a cluster (replicas sharing PostgreSQL)."""
+        with self._lock:
+            if (state := self._clusters.get(cluster)) is not None:
+                state.progress = replace(state.progress, leader=leading)
+
+    def database_changed(self, ok: bool, detail: str) -> None:
+        """The leadership session is up, or lost: then this replica leads nothing."""
+        with self._lock:
+            for state in self._clusters.values():
+                error = None if ok else detail
+                state.progress = replace(state.progress, database_error=error)
+
+    def _leaders(self) -> dict[tuple[str], float]:
+        with self._lock:
+            return {(n,): float(s.progress.leader) for n, s in self._clusters.items()}
+
     # --- what the listener asks -----------------------------------------------------
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
@@ -233,6 +250,12 @@ class Metrics:
                 enabled={(s,): float(on) for s, on in self._enabled.items()},
             )
         yield from _pipeline_families(seen)
+        yield _gauge(
+            "pvewatch_cluster_leader",
+            "1 if this replica polls the cluster (it leads it), 0 if another one does",
+            self._leaders(),
+            label="cluster",
+        )
         pending, dead = self._outbox_counts()
         yield _gauge("pvewatch_outbox_pending", "Events waiting to be delivered", pending)
         yield _gauge("pvewatch_dead_letters", "Events given up on", dead)

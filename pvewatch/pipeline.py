@@ -49,6 +49,7 @@ class PollResult:
     error: str | None = None  # secret-free description of what failed
     error_kind: str | None = None  # the error class: unreachable, auth, bad_response, store
     resources: int = 0
+    standby: bool = False  # not polled: another replica leads the cluster
 
 
 class ClusterWatcher:
@@ -68,8 +69,10 @@ class ClusterWatcher:
         logger: logging.Logger | None = None,
         observer: Observer | None = None,
         rules: RulesConfig | None = None,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cluster = cluster
+        self._leading = leading  # False: another replica polls the cluster now
         self._rules = rules or RulesConfig()
         self._rule_state: dict[str, Any] = {}
         self._observer = observer or NullObserver()
@@ -88,6 +91,13 @@ class ClusterWatcher:
         self._snapshot: Snapshot | None = None
         self._normalize = Normalizer()
         self._health = SourceHealth()
+        self._stale = False
+
+    def forget(self) -> None:
+        """From the next poll on, start again from the stored state, as after a restart:
+        another replica may have led the cluster and committed polls meanwhile. A poll in
+        flight finishes as it is (the store refuses its commit if it may not write)."""
+        self._stale = True
 
     async def close(self) -> None:
         """Wait for an in-flight poll to finish; later polls do nothing."""
@@ -98,6 +108,8 @@ class ClusterWatcher:
         async with self.lock:
             if self._closed:
                 return PollResult(ok=False, error="stopped")
+            if not self._leading():
+                return PollResult(ok=True, standby=True)
             started = time.perf_counter()
             result = await self._poll()
             self._observer.poll_finished(
@@ -111,6 +123,8 @@ class ClusterWatcher:
             return result
 
     async def _poll(self) -> PollResult:
+        if self._stale:
+            self._stale, self._loaded, self._first_poll = False, False, True
         if not self._loaded:
             try:
                 self._snapshot, self._health = await asyncio.to_thread(

@@ -4,7 +4,8 @@
   on its own thread, so it still answers when the loop is blocked, and says so.
 - Readiness (`readiness`, pure): every cluster polled successfully within 3x its
   interval, and the store took the last commit. Before a cluster's first successful poll
-  it is not ready.
+  it is not ready. With replicas sharing PostgreSQL, a cluster another replica leads is
+  fine, and a replica that lost the database (so leads nothing) is not ready.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class ClusterProgress:
     interval_secs: float
     last_success: float | None = None  # monotonic time of the last successful poll
     store_ok: bool = True  # False while the store refuses this cluster's commits
+    leader: bool = True  # False while another replica polls it (replicas sharing PostgreSQL)
+    database_error: str | None = None  # the leadership session is lost: why
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,9 @@ class Probe:
 def readiness(clusters: Mapping[str, ClusterProgress], now: float) -> Probe:
     """One check per cluster (in name order) and one for the store; `now` is monotonic."""
     checks = [_cluster_check(name, clusters[name], now) for name in sorted(clusters)]
+    lost = sorted({p.database_error for p in clusters.values() if p.database_error})
+    if lost:
+        checks.append(Check("database", False, f"{lost[0]}; not leading any cluster"))
     refused = sorted(name for name, p in clusters.items() if not p.store_ok)
     if refused:
         detail = f"the last commit failed (clusters {', '.join(refused)})"
@@ -92,6 +98,10 @@ def readiness(clusters: Mapping[str, ClusterProgress], now: float) -> Probe:
 
 def _cluster_check(name: str, p: ClusterProgress, now: float) -> Check:
     what = f"cluster:{name}"
+    if p.database_error is not None:
+        return Check(what, False, "not polled: this replica lost the database")
+    if not p.leader:
+        return Check(what, True, "polled by another replica, which leads it")
     if p.last_success is None:
         return Check(what, False, "no successful poll yet")
     age = max(0.0, now - p.last_success)

@@ -403,6 +403,13 @@ class PostgresStore:
         """Rows inserted, updated or deleted by commit_poll through this store."""
         return self._changes
 
+    def check_integrity(self) -> list[str]:
+        """[]: PostgreSQL enforces the foreign keys and guards its pages itself (the
+        SQLite store's integrity_check has nothing to do here)."""
+        with self._transaction("check integrity") as cur:
+            cur.execute("SELECT 1")
+        return []
+
     # --- internals ------------------------------------------------------------------
 
     @contextmanager

@@ -1,0 +1,106 @@
+"""The store a config asks for, and the leadership that goes with it: SQLite and one
+replica leading every cluster (the default, nothing to set up), or PostgreSQL and
+replicas sharing the clusters through advisory locks. psycopg is an optional dependency:
+it is imported only when a config asks for PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from pvewatch.config.types import PostgresConfig, StoreConfig
+from pvewatch.errors import StoreError
+from pvewatch.leadership import Leadership, SoleLeader
+from pvewatch.store import Store
+from pvewatch.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from pvewatch.store.pg_leader import PgLeadership
+    from pvewatch.store.postgres import Fencing, PostgresStore
+
+
+def open_store(
+    config: StoreConfig, *, fencing: Fencing | None = None, replica_id: str | None = None
+) -> SqliteStore | PostgresStore:
+    """Open (and migrate) the configured store. `fencing`: PostgreSQL commits only while
+    it says this replica leads the cluster."""
+    if config.postgres is None:
+        try:
+            config.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # said like the store's own errors: a message, not a traceback
+            where = f"state store {config.path}"
+            raise StoreError(f"{where}: cannot create its directory: {e.strerror or e}") from None
+        return SqliteStore(config.path)
+    _require_psycopg(config.postgres)
+    from pvewatch.store.pg_leader import application_name
+    from pvewatch.store.postgres import PostgresStore
+
+    name = application_name(replica_id or replica(config))
+    return PostgresStore(config.postgres, application_name=name, fencing=fencing)
+
+
+def replica(config: StoreConfig) -> str:
+    """This replica's id: `replica_id` from the config, else hostname:pid."""
+    if config.postgres is not None and config.postgres.replica_id:
+        return config.postgres.replica_id
+    from pvewatch.store.pg_leader import default_replica_id
+
+    return default_replica_id()
+
+
+def leadership_for(
+    config: StoreConfig,
+    clusters: Sequence[str],
+    *,
+    on_change: Callable[[str, bool], None],
+    on_database: Callable[[bool, str], None],
+    busy: Callable[[str], bool],
+    logger: logging.Logger,
+) -> SoleLeader | PgLeadership:
+    """One replica leads everything with SQLite; with PostgreSQL, this replica's share."""
+    if config.postgres is None:
+        return SoleLeader()
+    _require_psycopg(config.postgres)
+    from pvewatch.store.pg_leader import PgLeadership
+
+    return PgLeadership(
+        config.postgres,
+        clusters,
+        replica_id=replica(config),
+        on_change=on_change,
+        on_database=on_database,
+        busy=busy,
+        logger=logger,
+    )
+
+
+def open_state(
+    config: StoreConfig,
+    clusters: Sequence[str],
+    *,
+    on_change: Callable[[str, bool], None],
+    on_database: Callable[[bool, str], None],
+    busy: Callable[[str], bool],
+    logger: logging.Logger,
+) -> tuple[SqliteStore | PostgresStore, SoleLeader | PgLeadership]:
+    """The store and the leadership of this replica, the store fenced by it."""
+    leadership = leadership_for(
+        config, clusters, on_change=on_change, on_database=on_database, busy=busy, logger=logger
+    )
+    if isinstance(leadership, SoleLeader):
+        return open_store(config), leadership
+    return open_store(config, fencing=leadership, replica_id=leadership.replica_id), leadership
+
+
+def _require_psycopg(config: PostgresConfig) -> None:
+    try:
+        import pvewatch.store.postgres  # noqa: F401
+    except ImportError as e:
+        raise StoreError(
+            f"state store {config.where()}: PostgreSQL needs psycopg 3, which is not "
+            f"installed ({e}); install pvewatch with the extra: pip install 'pvewatch[postgres]'"
+        ) from None
+
+
+__all__ = ["Leadership", "Store", "leadership_for", "open_state", "open_store", "replica"]
