@@ -205,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     _api_parser(sub)
     _silence_parser(sub)
     _delivery_parsers(sub)
+    p = _command(
+        sub,
+        "status",
+        "show which replica leads which cluster, since when, and each cluster's last poll",
+        "pvewatch status -c /etc/pvewatch/watch.yaml",
+    )
+    _add_config_flag(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -362,12 +370,12 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 def _events(args: argparse.Namespace) -> int:
     from pvewatch.sinks.log import format_text
-    from pvewatch.store.sqlite import SqliteStore
+    from pvewatch.store.opening import open_store
 
     config = _load(_config_path(args.config))
     if config is None:
         return 2
-    if not config.store.path.exists():
+    if config.store.postgres is None and not config.store.path.exists():
         print(f"no state store at {config.store.path} (has pvewatch run yet?)", file=sys.stderr)
         return 1
     try:
@@ -376,7 +384,7 @@ def _events(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return 2
     try:
-        with SqliteStore(config.store.path) as store:
+        with open_store(config.store) as store:
             events = store.events(
                 since=since,
                 type_pattern=args.type_pattern,
@@ -413,6 +421,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _silence(args)
     if args.command in ("deliveries", "replay", "test-sink"):
         return _delivery_command(args)
+    if args.command == "status":
+        from pvewatch.operate.status import show_status
+
+        config = _load(_config_path(args.config))
+        if config is None:
+            return 2
+        now = datetime.now(UTC)
+        return show_status(config, now, sys.stdout, sys.stderr, as_json=args.json)
     if args.command == "demo":
         from pvewatch.demo import run_demo
 

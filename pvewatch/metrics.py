@@ -179,10 +179,12 @@ class Metrics:
             self._enabled[sink] = enabled
 
     def leader_changed(self, cluster: str, leading: bool) -> None:
-        """This replica took (True) or gave up a cluster (replicas sharing PostgreSQL)."""
+        """This replica took (True) or gave up a cluster (replicas sharing PostgreSQL).
+        A commit refused before it gave the cluster up no longer makes it unready."""
         with self._lock:
             if (state := self._clusters.get(cluster)) is not None:
-                state.progress = replace(state.progress, leader=leading)
+                store_ok = state.progress.store_ok or not leading
+                state.progress = replace(state.progress, leader=leading, store_ok=store_ok)
 
     def database_changed(self, ok: bool, detail: str) -> None:
         """The leadership session is up, or lost: then this replica leads nothing."""

@@ -78,10 +78,12 @@ def execute(
 
 def terminate(application_name: str) -> int:
     """Close every connection of `application_name` from the server's side (what a
-    network cut between that client and the server ends in); how many there were."""
+    network cut between that client and the server ends in), waiting until they are
+    gone (and their locks with them); how many there were."""
     with _admin() as conn:
         rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+            " WHERE application_name = %s",
             (application_name,),
         ).fetchall()
     return len(rows)

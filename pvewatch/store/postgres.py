@@ -260,16 +260,23 @@ class PostgresStore:
         clusters: Collection[str] | None = None,
     ) -> list[OutboxItem]:
         """The first pending row of each line (cluster, resource) of a sink, in outbox_id
-        order; only of `clusters` when given (the ones this replica leads)."""
+        order; only of `clusters` when given (the ones this replica leads). With fencing,
+        only of those whose lock the leadership session still holds, as the server says
+        now: a replica cut off stops delivering before its next look notices."""
         if limit <= 0 or (clusters is not None and not clusters):
             return []
-        params = {
-            "sink": sink,
-            "limit": limit,
-            "after": after,
-            "clusters": None if clusters is None else sorted(clusters),
-        }
-        return self._items(f"read outbox heads of sink {sink!r}", sql.SELECT_HEADS, params)
+        with self._transaction(f"read outbox heads of sink {sink!r}") as cur:
+            if clusters is not None and self._fencing is not None:
+                clusters = self._still_led(cur, clusters)
+            params = {
+                "sink": sink,
+                "limit": limit,
+                "after": after,
+                "clusters": None if clusters is None else sorted(clusters),
+            }
+            cur.execute(sql.SELECT_HEADS, params)
+            rows = cur.fetchall()
+        return [self._item(r) for r in rows]
 
     def record_events(self, events: Sequence[Event], sinks: Routing) -> None:
         """Record events that no poll produced, with their outbox rows, in one
@@ -476,6 +483,20 @@ class PostgresStore:
                 f"state store {self._where}: {what}: refused, this replica does not lead "
                 f"cluster {cluster!r} (any more)"
             )
+
+    def _still_led(
+        self, cur: psycopg.Cursor[tuple[Any, ...]], clusters: Collection[str]
+    ) -> list[str]:
+        """Of `clusters`, those whose leader lock the leadership session holds now; ""
+        (events of no cluster) stays: it goes with the first cluster (pvewatch.leadership)."""
+        assert self._fencing is not None
+        named = sorted(c for c in clusters if c)
+        pid = self._fencing.session_pid(named[0]) if named else None
+        if pid is None:
+            return []
+        cur.execute(sql.LOCKS_HELD_BY, {"pid": pid})
+        held = {int(row[0]) for row in cur.fetchall()}
+        return [c for c in clusters if not c or lock_key(c) in held]
 
     def _cached(
         self, cur: psycopg.Cursor[tuple[Any, ...]], cluster: str

@@ -170,6 +170,10 @@ LOCK_HELD_BY = """
         AND pid = %(pid)s AND objsubid = 1
         AND classid = ((%(key)s::bigint >> 32) & 4294967295)::bigint::oid
         AND objid = (%(key)s::bigint & 4294967295)::bigint::oid)"""
+# The bigint advisory locks a session holds, as keys.
+LOCKS_HELD_BY = """
+    SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND pid = %(pid)s AND objsubid = 1"""
 # Who holds which cluster lock, and since when (`pvewatch status`).
 SELECT_STATUS = """
     SELECT c.name, c.taken_at, c.consecutive_failures, c.unreachable, c.last_error,

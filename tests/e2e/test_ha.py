@@ -6,6 +6,8 @@ delivered, under one id with one body, and no change is reported twice."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,16 @@ from pathlib import Path
 import pytest
 
 from pvewatch.config.types import PostgresConfig
-from tests.e2e.ha import Churn, Replicas, check_stream, replicas, status, stored, write_config
+from tests.e2e.ha import (
+    LEADER_CHECK_SECS,
+    Churn,
+    Replicas,
+    check_stream,
+    replicas,
+    status,
+    stored,
+    write_config,
+)
 from tests.e2e.harness import simulator, wait_for
 from tests.e2e.receiver import receiver
 from tests.pg import fresh_database, terminate
@@ -108,25 +119,35 @@ def test_a_replica_cut_off_from_the_database_stops_and_another_takes_over(
             # again at once whenever it reconnects, for a few seconds.
             cut = time.monotonic()
             took = None
-            said: list[tuple[dict[str, float], int, str]] = []  # what the first one says
+            said: list[tuple[float, dict[str, float], int, str]] = []  # the first one's
             while time.monotonic() - cut < 4:
                 terminate(first.application_name)
                 if took is None and leaders(pg).get("ha1") == second.id:
                     took = time.monotonic() - cut
                 if took is not None:
                     ready = first.get("/readyz")
-                    said.append((first.leader_series(), ready.status_code, ready.text))
+                    at = time.monotonic() - cut
+                    said.append((at, first.leader_series(), ready.status_code, ready.text))
                 time.sleep(0.05)
             assert took is not None, group.logs()
             assert took < TAKEOVER_BOUND_SECS, group.logs()
             print(f"\nha1 led by the other replica {took:.2f} s after the cut")
-            # It never claims the cluster, and says it lost the database.
-            assert all(series == {"ha1": 0.0} for series, _, _ in said), said
-            assert any(code == 503 and '"database"' in text for _, code, text in said), said
+            # It notices at its next look: from then on it claims nothing (its commits
+            # and outbox reads were refused by the server before), and says it lost the
+            # database.
+            noticed = 2 * LEADER_CHECK_SECS + 0.5
+            assert all(series == {"ha1": 0.0} for at, series, _, _ in said if at > noticed)
+            assert any(code == 503 and '"database"' in text for _, _, code, text in said)
             assert "stopped polling and delivering cluster(s) ha1" in first.log.read_text()
             # The database is back: the first replica says so and stays on standby.
             wait_for(lambda: first.get("/readyz").status_code == 200, what="ready again")
             assert leaders(pg).get("ha1") == second.id
+            shown = subprocess.run(
+                [sys.executable, "-m", "pvewatch", "status", "-c", str(config)],
+                capture_output=True, text=True, check=True, timeout=30,
+            ).stdout  # fmt: skip
+            [line] = [x for x in shown.splitlines() if x.startswith("ha1 ")]
+            assert line.split()[1] == second.id, shown
             time.sleep(1)  # events go on flowing through the new leader (not a wait)
         with replicas(config, tmp_path) as last:
             last.start()
