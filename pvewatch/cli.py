@@ -12,10 +12,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pvewatch import __version__
 from pvewatch.config import DEFAULT_CONFIG_PATH, Config
 from pvewatch.errors import ConfigError, PvewatchError, StoreError
+
+if TYPE_CHECKING:
+    from pvewatch.reload import ConfigSource
 
 
 def _config_path(value: str | None) -> Path:
@@ -363,6 +367,18 @@ def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
     setup_logging(level, fmt, os.environ, secrets=secrets)
 
 
+def _config_source(args: argparse.Namespace) -> ConfigSource:
+    """What SIGHUP reads: the same file, and the logging set up again for what it says."""
+    from pvewatch.config import load_config
+    from pvewatch.reload import ConfigSource
+
+    path = _config_path(args.config)
+    return ConfigSource(
+        load=lambda: load_config(path, os.environ),
+        applied=lambda config: _setup_logging(args, config),
+    )
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     """SIGTERM before the event loop takes over signals: nothing is in flight, so stop."""
     raise SystemExit(0)
@@ -401,6 +417,10 @@ def _events(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        # A SIGHUP during start-up stays pending (its default action would end the
+        # process) until the event loop takes it: pvewatch.reload.Requests.install.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     if args.command in ("run", "once", "demo"):
         signal.signal(signal.SIGTERM, _exit_cleanly)
     if args.command in ("run", "once"):
@@ -411,7 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         _setup_logging(args, config)
         try:
-            return asyncio.run(daemon.run(config) if args.command == "run" else daemon.once(config))
+            if args.command == "once":
+                return asyncio.run(daemon.once(config))
+            return asyncio.run(daemon.run(config, source=_config_source(args)))
         except PvewatchError as e:  # e.g. http.listen in use, the store unreadable
             print(f"pvewatch {args.command}: {e}", file=sys.stderr)
             return 1

@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import random
-import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pvewatch.config import Config
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.deliver import Deliverer, RetryPolicy, settings_for
+from pvewatch.errors import ConfigError, PvewatchError
 from pvewatch.http import Listener
 from pvewatch.leadership import Leadership, SoleLeader
 from pvewatch.metrics import Metrics, MetricsOptions
@@ -30,8 +30,10 @@ from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.probes import Heartbeat
 from pvewatch.pve.client import PveClient
+from pvewatch.reload import Carried, ConfigSource, Requests, reread
 from pvewatch.sinks import Sink, build_sink
 from pvewatch.sinks.filter import route
+from pvewatch.sinks.log import LogSink
 from pvewatch.store.opening import open_state
 from pvewatch.store.sqlite import SqliteStore
 from pvewatch.systemd import Notifier, ServiceStatus
@@ -91,9 +93,16 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    config: Config,
+    *,
+    serve_http: bool = False,
+    metrics: Metrics | None = None,
+    resumed: bool = False,
+) -> AsyncIterator[Runtime]:
     """Start every component in order; stop them in reverse order, whatever happens.
-    `serve_http` starts the listener of `config.http` too (last, so it stops first)."""
+    `serve_http` starts the listener of `config.http` too (last, so it stops first).
+    A reload passes the `metrics` to carry on with and `resumed` (see ClusterWatcher)."""
     async with contextlib.AsyncExitStack() as stack:
         store, leadership = open_state(
             config.store,
@@ -112,7 +121,8 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
             sink = build_sink(sink_config)
             stack.push_async_callback(sink.aclose)
             sinks.append(sink)
-        metrics = Metrics(
+        metrics = metrics or Metrics(clusters={}, sinks=())
+        metrics.reconfigure(
             clusters={c.name: c.interval_secs for c in config.clusters},
             sinks=[s.name for s in sinks],
             store=store,
@@ -159,6 +169,7 @@ async def open_runtime(config: Config, *, serve_http: bool = False) -> AsyncIter
                 rules=config.rules,
                 logger=log,
                 observer=metrics,
+                resumed=resumed,
             )
             for cluster, client in zip(config.clusters, clients, strict=True)
         ]
@@ -190,67 +201,179 @@ async def _flush(runtime: Runtime) -> bool:
 async def run(
     config: Config,
     *,
+    source: ConfigSource | None = None,
     stop: asyncio.Event | None = None,
+    reload: asyncio.Event | None = None,
     on_ready: Callable[[], None] = lambda: None,
     on_listening: Callable[[str], None] = lambda url: None,
 ) -> int:
     """`pvewatch run`: poll every cluster on its interval until SIGTERM/SIGINT or `stop`.
-    `on_listening` gets the listener's URL (its real port when http.listen asks for 0)."""
-    stop = stop or asyncio.Event()
-    notifier = Notifier.from_env(os.environ, logger=log)
-    status = ServiceStatus([c.name for c in config.clusters])
+    SIGHUP (or `reload`) applies the config `source` reads now (pvewatch.reload).
+    `on_ready` is called at each READY=1; `on_listening` gets the listener's URL (its real
+    port when http.listen asks for 0) each time it binds."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-    async with open_runtime(config, serve_http=True) as runtime:
-        if runtime.listener is not None:
-            on_listening(runtime.listener.url)
-        # The heartbeat tells /healthz that this loop is not blocked.
-        background = [asyncio.create_task(runtime.heartbeat.run())]
-        background += [asyncio.create_task(d.run()) for d in runtime.deliverers]
-        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-        for cluster, watcher in zip(config.clusters, runtime.watchers, strict=True):
-            scheduler.add_job(
-                _poll_and_report,
-                "interval",
-                args=(watcher, status, notifier),
-                seconds=cluster.interval_secs,
-                jitter=min(1.0, cluster.interval_secs / 10),
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(cluster.interval_secs)),
-                next_run_time=utcnow(),
-                id=f"poll:{cluster.name}",
-            )
-        scheduler.add_job(
-            _prune, "interval", hours=1, args=(runtime,), next_run_time=utcnow(), id="prune"
-        )
-        scheduler.start()
-        log.info("watching %d cluster(s)", len(config.clusters))
-        # Ready once the config is loaded and the listener bound; the polls come after.
-        notifier.ready(status.line())
-        watchdog = asyncio.create_task(notifier.keep_watchdog_fed())
-        on_ready()
-        try:
-            await stop.wait()
-            log.info("stopping: finishing in-flight polls and flushing deliveries")
-            notifier.stopping("stopping: finishing in-flight polls and flushing deliveries")
-            scheduler.pause()
-            for watcher in runtime.watchers:
-                await watcher.close()
-            scheduler.shutdown(wait=False)
-            if not await _flush(runtime):
-                log.warning("stopping with undelivered events; they stay queued for next start")
-        finally:
-            watchdog.cancel()
-            for d in runtime.deliverers:
-                await d.stop()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+    requests = Requests(stop, reload)
+    requests.install(loop)
+    service = Carried(
+        log,
+        source,
+        requests,
+        Notifier.from_env(os.environ, logger=log),
+        Metrics(clusters={}, sinks=()),
+        ServiceStatus([c.name for c in config.clusters]),
+        on_listening,
+    )
+    # The heartbeat tells /healthz that this loop is not blocked.
+    background = [
+        asyncio.create_task(service.heartbeat.run()),
+        asyncio.create_task(service.notifier.keep_watchdog_fed()),
+    ]
+    try:
+        await _serve(config, service, on_ready)
+    finally:
+        service.close_listener()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        requests.uninstall(loop)
     log.info("stopped")
     return 0
+
+
+async def _serve(config: Config, service: Carried, on_ready: Callable[[], None]) -> None:
+    """Run runtimes one after the other: the first from `config`, then one per applied
+    reload. A new config that cannot start (its store cannot be opened, ...) is logged
+    and the previous one runs again."""
+    previous: Config | None = None  # set while a reloaded config is starting
+    while True:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                runtime = await stack.enter_async_context(
+                    open_runtime(config, metrics=service.metrics, resumed=previous is not None)
+                )
+                if service.http is None:  # bound once the store is open, kept across reloads
+                    service.listen(config.http)
+            except PvewatchError as e:
+                if previous is None:
+                    raise
+                log.error("reload failed, going back to the previous config: %s", e)
+                service.metrics.config_reloaded(False)
+                config, previous = previous, None
+                with contextlib.suppress(ConfigError):
+                    service.listen(config.http)
+                continue
+            if previous is not None:
+                _applied(config, previous, service)
+            previous = None
+            new = await _run_runtime(runtime, service, on_ready)
+        if new is None:
+            return
+        config, previous = new, config
+
+
+def _applied(config: Config, previous: Config, service: Carried) -> None:
+    service.metrics.config_reloaded(True)
+    if service.source is not None:
+        service.source.applied(config)
+    before, after = {c.name for c in previous.clusters}, {c.name for c in config.clusters}
+    log.info(
+        "config reloaded: %d cluster(s) (added: %s; removed: %s), %d sink(s)",
+        len(after),
+        ", ".join(sorted(after - before)) or "none",
+        ", ".join(sorted(before - after)) or "none",
+        len(config.sinks),
+    )
+
+
+async def _run_runtime(
+    runtime: Runtime, service: Carried, on_ready: Callable[[], None]
+) -> Config | None:
+    """Poll and deliver until a stop (None) or a valid reload (the new config). On the way
+    out: no new polls, the in-flight ones finish, then on a stop what is pending gets
+    FLUSH_TIMEOUT_SECS; the deliverers stop (unsent events stay queued)."""
+    config, notifier = runtime.config, service.notifier
+    background = [asyncio.create_task(d.run()) for d in runtime.deliverers]
+    service.status.clusters = [c.name for c in config.clusters]
+    scheduler = _scheduler(runtime, service.status, notifier)
+    scheduler.start()
+    log.info("watching %d cluster(s)", len(config.clusters))
+    # Ready once the config is loaded and the listener bound; the polls come after.
+    _ready(service, on_ready)
+    try:
+        while True:
+            if await service.requests.next() == "stop":
+                log.info("stopping: finishing in-flight polls and flushing deliveries")
+                notifier.stopping("stopping: finishing in-flight polls and flushing deliveries")
+                await _stop_polling(runtime, scheduler)
+                if not await _flush(runtime):
+                    log.warning("stopping with undelivered events; they stay queued for next start")
+                return None
+            notifier.reloading()
+            new = await _reread(runtime, service)
+            if new is not None:
+                log.info("reloading: finishing in-flight polls and deliveries")
+                await _stop_polling(runtime, scheduler)
+                return new
+            _ready(service, on_ready)  # rejected: the runtime runs on
+    finally:
+        scheduler.shutdown(wait=False)
+        for d in runtime.deliverers:
+            await d.stop()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+
+
+async def _reread(runtime: Runtime, service: Carried) -> Config | None:
+    """SIGHUP: log files are opened again (logrotate); the config file is read again and,
+    when valid, returned with its listener applied. Rejected: the runtime runs on."""
+    for sink in runtime.sinks:
+        if isinstance(sink, LogSink):
+            sink.reopen()
+    new = await reread(service.source, log)
+    if new is not None:
+        try:
+            service.listen(new.http)
+        except ConfigError as e:
+            for problem in e.problems:
+                log.error("reload rejected, the running config stays: %s", problem)
+            new = None
+    if new is None:
+        service.metrics.config_reloaded(False)
+    return new
+
+
+def _scheduler(runtime: Runtime, status: ServiceStatus, notifier: Notifier) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+    for cluster, watcher in zip(runtime.config.clusters, runtime.watchers, strict=True):
+        scheduler.add_job(
+            _poll_and_report,
+            "interval",
+            args=(watcher, status, notifier),
+            seconds=cluster.interval_secs,
+            jitter=min(1.0, cluster.interval_secs / 10),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(cluster.interval_secs)),
+            next_run_time=utcnow(),
+            id=f"poll:{cluster.name}",
+        )
+    scheduler.add_job(
+        _prune, "interval", hours=1, args=(runtime,), next_run_time=utcnow(), id="prune"
+    )
+    return scheduler
+
+
+async def _stop_polling(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
+    """No new polls; the ones in flight finish (and commit) first."""
+    scheduler.pause()
+    for watcher in runtime.watchers:
+        await watcher.close()
+
+
+def _ready(service: Carried, on_ready: Callable[[], None]) -> None:
+    service.notifier.ready(service.status.line())
+    on_ready()
 
 
 async def _poll_and_report(

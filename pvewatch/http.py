@@ -100,6 +100,21 @@ class Listener:
         self._thread.start()
         self._log.info("serving /metrics, /healthz and /readyz on %s", self.url)
 
+    def reconfigure(self, config: HttpConfig) -> None:
+        """Take the TLS files and users of `config` (same `listen`) without closing the
+        socket, so a reload does not make scrapes and probes fail: the connections that
+        come next use them. Raises ConfigError when the certificate cannot be loaded."""
+        if self._server is None:
+            raise RuntimeError("the listener is not started")
+        try:
+            tls = None if config.tls is None else server_tls_context(config.tls)
+        except (OSError, ssl.SSLError) as e:
+            problem = f"http.tls_server_config: cannot load the certificate: {e}"
+            raise ConfigError([problem], source="http listener") from None
+        self._app.auth = BasicAuth(config.basic_auth_users)
+        self._server.tls = tls
+        self._config = config
+
     def close(self) -> None:
         """Stop serving and release the port. Safe to call twice."""
         server, self._server = self._server, None
@@ -291,18 +306,19 @@ class _Server(ThreadingHTTPServer):
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self._tls = tls
+        self.tls = tls  # replaced by Listener.reconfigure; read once per connection
         self._log = log
         super().__init__(address, handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Handshake on the request's own thread, so a slow client delays nobody else."""
-        if self._tls is None:
+        tls = self.tls
+        if tls is None:
             super().finish_request(request, client_address)
             return
         request.settimeout(_IO_TIMEOUT_SECS)
         try:
-            wrapped = self._tls.wrap_socket(request, server_side=True)
+            wrapped = tls.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as e:
             self._log.debug("http: TLS handshake with %s failed: %s", client_address[0], e)
             return

@@ -112,28 +112,67 @@ class Metrics:
     ) -> None:
         """`clusters`: name → poll interval in seconds; `sinks`: the delivering sinks."""
         self.monotonic = monotonic
-        self._options = options or MetricsOptions()
-        self._store = store
         self._clock = clock
         self._lock = threading.Lock()
-        self._clusters = {n: _ClusterState(ClusterProgress(i)) for n, i in clusters.items()}
-        self._sinks = tuple(sinks)
-        self._polls: Counter[tuple[str, str]] = Counter({(n, "success"): 0 for n in clusters})
+        self._options = MetricsOptions()
+        self._store: OutboxCounts | None = None
+        self._clusters: dict[str, _ClusterState] = {}
+        self._sinks: tuple[str, ...] = ()
+        self._polls: Counter[tuple[str, str]] = Counter()
         self._events: Counter[tuple[str, str, str]] = Counter()
-        self._deliveries: Counter[tuple[str, str]] = Counter(
-            {(s, o): 0 for s in self._sinks for o in OUTCOMES}
-        )
-        self._delivery_durations = {s: Histogram(DELIVERY_BUCKETS) for s in self._sinks}
+        self._deliveries: Counter[tuple[str, str]] = Counter()
+        self._delivery_durations: dict[str, Histogram] = {}
         self._enabled: dict[str, bool] = {}
+        # The last (re)load of the config: did it succeed, and when did one last succeed.
+        self._reload_ok, self._reload_time = True, clock()
         self._cache_lock = threading.Lock()
         # content type → (what the state series showed, their encoded text)
         self._encoded_state: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._outbox: tuple[float, dict[str, tuple[int, int]]] | None = None
+        self.reconfigure(clusters=clusters, sinks=sinks, store=store, options=options)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Pipeline(self))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+
+    def reconfigure(
+        self,
+        *,
+        clusters: Mapping[str, float],
+        sinks: Sequence[str],
+        store: OutboxCounts | None,
+        options: MetricsOptions | None = None,
+    ) -> None:
+        """Follow a reloaded config on the same registry: the series of clusters and sinks
+        that are gone disappear, the others carry on (counters keep counting, /readyz
+        keeps each cluster's last success, with its new interval)."""
+        options = options or MetricsOptions()
+        with self._lock:
+            self._options, self._store, self._sinks = options, store, tuple(sinks)
+            old = self._clusters
+            self._clusters = {n: _carried(old.get(n), i, options) for n, i in clusters.items()}
+            polls = {k: n for k, n in self._polls.items() if k[0] in clusters}
+            self._polls = Counter({(c, "success"): 0 for c in clusters} | polls)
+            self._events = Counter({k: n for k, n in self._events.items() if k[0] in clusters})
+            deliveries = {k: n for k, n in self._deliveries.items() if k[0] in self._sinks}
+            self._deliveries = Counter(
+                {(s, o): 0 for s in self._sinks for o in OUTCOMES} | deliveries
+            )
+            self._delivery_durations = {
+                s: self._delivery_durations.get(s) or Histogram(DELIVERY_BUCKETS)
+                for s in self._sinks
+            }
+            self._enabled = {s: on for s, on in self._enabled.items() if s in self._sinks}
+        with self._cache_lock:
+            self._outbox = None  # counted for the old sinks, maybe in another store
+
+    def config_reloaded(self, ok: bool) -> None:
+        """A reload was applied (`ok`) or rejected: the old config keeps running."""
+        with self._lock:
+            self._reload_ok = ok
+            if ok:
+                self._reload_time = self._clock()
 
     # --- the Observer ---------------------------------------------------------------
 
@@ -250,6 +289,7 @@ class Metrics:
                 deliveries=dict(self._deliveries),
                 delivery_durations={s: h.copy() for s, h in self._delivery_durations.items()},
                 enabled={(s,): float(on) for s, on in self._enabled.items()},
+                reload=(float(self._reload_ok), self._reload_time),
             )
         yield from _pipeline_families(seen)
         yield _gauge(
@@ -298,6 +338,18 @@ class _Families(Collector):
 
     def collect(self) -> Iterable[Metric]:
         return self._families
+
+
+def _carried(
+    state: _ClusterState | None, interval_secs: float, options: MetricsOptions
+) -> _ClusterState:
+    """A cluster's state after a reload: kept (with its new interval), or a new one."""
+    if state is None:
+        return _ClusterState(ClusterProgress(interval_secs))
+    state.progress = replace(state.progress, interval_secs=interval_secs)
+    if not options.state_metrics:
+        state.snapshot = None
+    return state
 
 
 def _note_changes(state: _ClusterState, changed: list[tuple[str, float]]) -> None:
@@ -364,6 +416,7 @@ class _Seen:
     deliveries: dict[tuple[str, str], int]
     delivery_durations: dict[str, Histogram]
     enabled: dict[tuple[str], float]
+    reload: tuple[float, float]  # the last config reload: succeeded (1/0), last success time
 
 
 def _pipeline_families(seen: _Seen) -> Iterator[Metric]:
@@ -395,6 +448,17 @@ def _pipeline_families(seen: _Seen) -> Iterator[Metric]:
     )
     yield _gauge(
         "pvewatch_sink_enabled", "1 if the sink receives events, 0 if it was disabled", seen.enabled
+    )
+    ok, at = seen.reload
+    yield GaugeMetricFamily(
+        "pvewatch_config_last_reload_successful",
+        "1 if the last config (re)load was applied, 0 if it was rejected",
+        value=ok,
+    )
+    yield GaugeMetricFamily(
+        "pvewatch_config_last_reload_success_timestamp_seconds",
+        "Unix time of the last config (re)load that was applied",
+        value=at,
     )
     build = InfoMetricFamily("pvewatch_build", "The running pvewatch", labels=())
     build.add_metric([], {"version": __version__})

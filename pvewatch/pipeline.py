@@ -70,7 +70,10 @@ class ClusterWatcher:
         observer: Observer | None = None,
         rules: RulesConfig | None = None,
         leading: Callable[[], bool] = lambda: True,
+        resumed: bool = False,
     ) -> None:
+        """`resumed`: built by a config reload, a moment after the last poll; its first
+        poll is not a catch-up after downtime (late only after a gap of two intervals)."""
         self.cluster = cluster
         self._leading = leading  # False: another replica polls the cluster now
         self._rules = rules or RulesConfig()
@@ -87,7 +90,7 @@ class ClusterWatcher:
         self._log = logger or logging.getLogger("pvewatch.pipeline")
         self._loaded = False
         self._closed = False
-        self._first_poll = True
+        self._first_poll = not resumed
         self._snapshot: Snapshot | None = None
         self._normalize = Normalizer()
         self._health = SourceHealth()

@@ -8,6 +8,7 @@ so the daemon calls it unconditionally. The daemon sends:
 - `STATUS=...` a one-line state after each poll (`ServiceStatus` builds it, pure);
 - `WATCHDOG=1` from the event loop every half `WatchdogSec`, so a blocked loop gets the
   service restarted (`keep_watchdog_fed`);
+- `RELOADING=1` when a SIGHUP's new config is being applied, `READY=1` once it runs;
 - `STOPPING=1` when shutdown begins.
 
 A notification that cannot be sent is logged once and otherwise ignored: systemd being
@@ -20,6 +21,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -70,6 +72,12 @@ class Notifier:
 
     def status(self, status: str) -> None:
         self.notify(f"STATUS={status}")
+
+    def reloading(self, status: str = "reloading the config") -> None:
+        """`RELOADING=1`; the `READY=1` of the new runtime ends the reload. systemd 253+
+        wants the time with it (`MONOTONIC_USEC`, to match the SIGHUP); older ones ignore it."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}", f"STATUS={status}")
 
     def stopping(self, status: str = "stopping") -> None:
         self.notify("STOPPING=1", f"STATUS={status}")

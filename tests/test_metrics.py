@@ -398,3 +398,41 @@ def test_the_readme_alerts_are_valid_rules_on_real_series(tmp_path: Path) -> Non
 @needs_promtool
 def test_the_deploy_scrape_config_is_valid() -> None:
     _promtool("check", "config", str(README.parent / "deploy/prometheus/prometheus.yml"))
+
+
+def test_a_reload_keeps_the_series_of_what_stays_and_drops_the_rest() -> None:
+    store = FakeOutbox()
+    store.pending["hook"] = 2
+    metrics, clocks = make(store=store)
+    polled(metrics, snapshot(guest(100)), [event("guest.started", guest(100))])
+    metrics.poll_finished(
+        "lab", ok=True, duration_secs=1, snapshot=None, events=[], error_kind=None
+    )
+    metrics.delivery_finished("console", outcome="delivered", duration_secs=0.01)
+    metrics.sink_enabled("console", True)
+    last_success = metrics.progress()["prod"].last_success
+    clocks.advance(5)
+    # lab and console go, prod stays (polled every 30 s now), dev and hook come.
+    metrics.reconfigure(clusters={"prod": 30.0, "dev": 1.0}, sinks=["hook"], store=store)
+    metrics.config_reloaded(True)
+    samples = parse(scrape(metrics))
+    assert {s.labels["cluster"] for s in select(samples, "pvewatch_polls_total")} == {"prod", "dev"}
+    assert value(samples, "pvewatch_polls_total", cluster="prod", result="success") == 1.0
+    assert value(samples, "pvewatch_events_total", cluster="prod") == 1.0
+    assert len(select(samples, "pvewatch_resource_up", cluster="prod")) == 1
+    assert {s.labels["sink"] for s in select(samples, "pvewatch_deliveries_total")} == {"hook"}
+    assert select(samples, "pvewatch_sink_enabled") == []
+    assert value(samples, "pvewatch_outbox_pending") == 2.0  # hook's, counted afresh
+    assert metrics.progress()["prod"].interval_secs == 30.0
+    assert metrics.progress()["prod"].last_success == last_success  # /readyz does not flap
+    assert metrics.progress()["dev"].last_success is None
+    assert value(samples, "pvewatch_config_last_reload_successful") == 1.0
+    assert value(samples, "pvewatch_config_last_reload_success_timestamp_seconds") == clocks.wall
+    # A rejected reload: 0, and the time of the last one applied stays.
+    clocks.advance(5)
+    metrics.config_reloaded(False)
+    samples = parse(scrape(metrics))
+    assert value(samples, "pvewatch_config_last_reload_successful") == 0.0
+    assert value(samples, "pvewatch_config_last_reload_success_timestamp_seconds") == (
+        clocks.wall - 5
+    )

@@ -21,6 +21,7 @@ from pvewatch.config import (
     TlsConfig,
 )
 from pvewatch.config.rules import RulesConfig, ShapeConfig
+from pvewatch.reload import ConfigSource
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
@@ -99,12 +100,31 @@ def polls_served(sim: SimServer) -> int:
     return sum(n for path, n in stats["paths"].items() if path.endswith("/cluster/resources"))
 
 
+class Watching:
+    """A running in-process watcher: `reload()` is a SIGHUP; `readies` counts its READY=1."""
+
+    def __init__(self) -> None:
+        self.readies = 0
+        self.loop: Any = None
+        self.stop: Any = None
+        self.reload_event: Any = None
+
+    def ready(self) -> None:
+        self.readies += 1
+
+    def reload(self) -> None:
+        self.loop.call_soon_threadsafe(self.reload_event.set)
+
+
 @contextmanager
 def running_watcher(
-    config: Config, *, on_listening: Callable[[str], None] = lambda url: None
-) -> Iterator[None]:
+    config: Config,
+    *,
+    on_listening: Callable[[str], None] = lambda url: None,
+    source: ConfigSource | None = None,
+) -> Iterator[Watching]:
     """`pvewatch run` in-process, on its own event loop in a thread; stopped like SIGTERM.
-    `on_listening` gets the URL of the /metrics listener."""
+    `on_listening` gets the URL of the /metrics listener; `source` is what a reload reads."""
     import asyncio
     import threading
 
@@ -112,12 +132,25 @@ def running_watcher(
 
     started = threading.Event()
     state: dict[str, Any] = {}
+    watching = Watching()
+
+    def ready() -> None:
+        watching.ready()
+        started.set()
 
     async def main() -> int:
-        stop = asyncio.Event()
-        state["loop"] = asyncio.get_running_loop()
-        state["stop"] = stop
-        return await daemon.run(config, stop=stop, on_ready=started.set, on_listening=on_listening)
+        stop, reload = asyncio.Event(), asyncio.Event()
+        state["loop"] = watching.loop = asyncio.get_running_loop()
+        state["stop"] = watching.stop = stop
+        watching.reload_event = reload
+        return await daemon.run(
+            config,
+            source=source,
+            stop=stop,
+            reload=reload,
+            on_ready=ready,
+            on_listening=on_listening,
+        )
 
     def target() -> None:
         try:
@@ -132,7 +165,7 @@ def running_watcher(
     if "error" in state:
         raise state["error"]
     try:
-        yield
+        yield watching
     finally:
         state["loop"].call_soon_threadsafe(state["stop"].set)
         thread.join(timeout=30)
