@@ -6,7 +6,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY pvewatch ./pvewatch
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the postgres extra (psycopg), so that replicas can share a PostgreSQL store.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
 
 # Stage 2: the runtime, with no compiler and no build files.
 FROM python:3.11-slim

@@ -63,13 +63,21 @@ class Runtime:
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     listener: Listener | None = None  # serving /metrics, /healthz, /readyz
     leadership: Leadership = field(default_factory=SoleLeader)
+    # Set once the first share is taken: a cluster taken over later is polled at once.
+    poll_on_takeover: bool = False
+    takeover_polls: set[asyncio.Task[PollResult]] = field(default_factory=set)
 
     def leader_changed(self, cluster: str, leading: bool) -> None:
         """This replica took or gave up a cluster (replicas sharing a PostgreSQL store):
-        a cluster taken is polled on from what is stored; its queued events go out."""
+        a cluster taken is polled on from what is stored, at once rather than at the next
+        tick of its interval; its queued events go out."""
         for watcher in self.watchers:
             if leading and watcher.cluster == cluster:
                 watcher.forget()
+                if self.poll_on_takeover:
+                    task = asyncio.get_running_loop().create_task(watcher.poll())
+                    self.takeover_polls.add(task)
+                    task.add_done_callback(self.takeover_polls.discard)
         self.metrics.leader_changed(cluster, leading)
         self.wake_deliverers([])
 
@@ -178,6 +186,7 @@ async def open_runtime(
         for cluster in config.clusters:
             metrics.leader_changed(cluster.name, leadership.leads(cluster.name))
         await leadership.look()
+        runtime.poll_on_takeover = True
         stack.push_async_callback(_cancel, asyncio.create_task(leadership.run()))
         if serve_http and config.http.listen is not None:
             runtime.listener = Listener(

@@ -221,6 +221,30 @@ def test_real_cluster_stack_reads_secrets_from_docker_secrets() -> None:
     _assert_bind_mounts_exist(compose, user_provided=frozenset({"./watch.yaml"}))
 
 
+def test_ha_stack_runs_two_replicas_of_one_config_on_one_postgres(tmp_path: Path) -> None:
+    compose = _compose("compose.ha.yaml")
+    services = compose["services"]
+    assert set(services) == {"postgres", "simulator", "pvewatch-a", "pvewatch-b"}
+    replicas = [services["pvewatch-a"], services["pvewatch-b"]]
+    for replica in replicas:
+        assert replica["volumes"] == ["./docker/watch.ha.yaml:/etc/pvewatch/watch.yaml:ro"]
+        assert set(replica["secrets"]) == {"pve_token", "pg_password"}
+        assert replica["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg_password"
+    _assert_bind_mounts_exist(compose)
+    # The replicas' config loads, with the secrets where Docker mounts them.
+    (tmp_path / "pg_password").write_text("pw\n")
+    (tmp_path / "pve_token").write_text((DEPLOY / "docker" / "demo.token").read_text())
+    env = {"PG_PASSWORD_FILE": str(tmp_path / "pg_password"),
+           "PVE_TOKEN_FILE": str(tmp_path / "pve_token")}  # fmt: skip
+    config = load_config(DEPLOY / "docker" / "watch.ha.yaml", env)
+    assert config.store.postgres is not None
+    assert config.store.postgres.where() == "postgresql://postgres:5432/pvewatch"
+    assert postgres["POSTGRES_USER"] == config.store.postgres.user
+    assert postgres["POSTGRES_DB"] == config.store.postgres.dbname
+
+
 def _assert_bind_mounts_exist(
     compose: dict[str, Any], user_provided: frozenset[str] = frozenset()
 ) -> None:

@@ -26,7 +26,7 @@ from tests.e2e.ha import (
     write_config,
 )
 from tests.e2e.harness import simulator, wait_for
-from tests.e2e.receiver import receiver
+from tests.e2e.receiver import Receiver, receiver
 from tests.pg import fresh_database, terminate
 
 # A replica's clusters are taken over within this (the figure measured is printed).
@@ -37,6 +37,18 @@ TAKEOVER_BOUND_SECS = 8.0
 def pg() -> Iterator[PostgresConfig]:
     with fresh_database() as config:
         yield config
+
+
+def deliver_the_rest(config: Path, tmp: Path, pg: PostgresConfig, hook: Receiver) -> None:
+    """The churn has stopped: one replica delivers whatever is still queued."""
+    with replicas(config, tmp) as last:
+        last.start()
+
+        def all_delivered() -> bool:
+            wanted = {e.id for e in stored(pg) if e.suppressed is None}
+            return wanted <= {d.id for d in hook.accepted()}
+
+        wait_for(all_delivered, timeout=60, what="every stored event delivered")
 
 
 def leaders(pg: PostgresConfig) -> dict[str, str | None]:
@@ -87,15 +99,7 @@ def test_kill_9_of_a_leader_hands_its_clusters_over(
                   f"its leader, polled by it after {first_poll:.2f} s")  # fmt: skip
             assert took < TAKEOVER_BOUND_SECS, group.logs()
             time.sleep(2)  # events go on flowing through the new leader (not a wait)
-        # The churn has stopped: everything stored reaches the receiver.
-        with replicas(config, tmp_path) as last:
-            last.start()
-
-            def all_delivered() -> bool:
-                wanted = {e.id for e in stored(pg) if e.suppressed is None}
-                return wanted <= {d.id for d in hook.accepted()}
-
-            wait_for(all_delivered, timeout=60, what="every stored event delivered")
+        deliver_the_rest(config, tmp_path, pg, hook)
         events = stored(pg)
         assert len(events) > 10, "the churn produced suspiciously few events"
         check_stream(events, hook)
@@ -149,12 +153,5 @@ def test_a_replica_cut_off_from_the_database_stops_and_another_takes_over(
             [line] = [x for x in shown.splitlines() if x.startswith("ha1 ")]
             assert line.split()[1] == second.id, shown
             time.sleep(1)  # events go on flowing through the new leader (not a wait)
-        with replicas(config, tmp_path) as last:
-            last.start()
-
-            def all_delivered() -> bool:
-                wanted = {e.id for e in stored(pg) if e.suppressed is None}
-                return wanted <= {d.id for d in hook.accepted()}
-
-            wait_for(all_delivered, timeout=60, what="every stored event delivered")
+        deliver_the_rest(config, tmp_path, pg, hook)
         check_stream(stored(pg), hook)
