@@ -10,7 +10,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from pvewatch.config import Config, SinkConfig
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
@@ -21,7 +21,11 @@ from pvewatch.sinks.formats.sample import sample_event
 from pvewatch.sinks.log import escape_controls
 from pvewatch.sinks.webhook import Answer, WebhookSink
 from pvewatch.store import OutboxItem
+from pvewatch.store.opening import open_store
 from pvewatch.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from pvewatch.store.postgres import PostgresStore
 
 _SHOWN_ANSWER_BYTES = 300
 T = TypeVar("T")
@@ -47,14 +51,16 @@ def _chosen_sinks(config: Config, name: str | None, err: TextIO) -> list[str] | 
     return [name]
 
 
-def _in_store(config: Config, err: TextIO, action: Callable[[SqliteStore], T]) -> T | None:
-    """`action` on the state store; None, after saying why, when there is no store yet or
-    it fails."""
-    if not config.store.path.exists():
+def _in_store(
+    config: Config, err: TextIO, action: Callable[[SqliteStore | PostgresStore], T]
+) -> T | None:
+    """`action` on the configured state store; None, after saying why, when there is no
+    store yet or it fails."""
+    if config.store.postgres is None and not config.store.path.exists():
         print(f"no state store at {config.store.path} (has pvewatch run yet?)", file=err)
         return None
     try:
-        with SqliteStore(config.store.path) as store:
+        with open_store(config.store) as store:
             return action(store)
     except StoreError as e:
         print(f"cannot use the state store: {e}", file=err)
