@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ def start_exporter(sim: Sim, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
         f"  verify_ssl: false\n  port: {port}\n"
     )
     listen = free_port()
-    exe = Path(os.sys.executable).parent / "pve_exporter"
+    exe = Path(sys.executable).parent / "pve_exporter"
     disabled = [flag.replace("--", "--no-", 1) for flag in EXPORTER_FLAGS]
     proc = subprocess.Popen(
         [

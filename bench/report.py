@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from bench import delivery, exporter, latency, poll
 from bench.common import ROOT
@@ -28,6 +29,10 @@ def machine_line(machine: dict[str, object]) -> str:
     )
 
 
+def _replacing(block: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: f"{m[1]}{block}\n{m[2]}"
+
+
 def main() -> None:
     path = ROOT / "bench" / "RESULTS.md"
     text = path.read_text()
@@ -37,8 +42,8 @@ def main() -> None:
             continue
         data = json.loads(source.read_text())
         block = f"Machine: {machine_line(data['machine'])}.\n\n{render(data['results'])}"
-        marker = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
-        text = marker.sub(lambda m, b=block: m[1] + b + m[2], text)
+        marker = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
+        text = marker.sub(_replacing(block), text)
     path.write_text(text)
     print(f"wrote {path}")
 
