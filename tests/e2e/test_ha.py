@@ -124,7 +124,7 @@ def test_a_replica_cut_off_from_the_database_stops_and_another_takes_over(
             cut = time.monotonic()
             took = None
             said: list[tuple[float, dict[str, float], int, str]] = []  # the first one's
-            while time.monotonic() - cut < 4:
+            while time.monotonic() - cut < 5:
                 terminate(first.application_name)
                 if took is None and leaders(pg).get("ha1") == second.id:
                     took = time.monotonic() - cut
@@ -139,7 +139,7 @@ def test_a_replica_cut_off_from_the_database_stops_and_another_takes_over(
             # It notices at its next look: from then on it claims nothing (its commits
             # and outbox reads were refused by the server before), and says it lost the
             # database.
-            noticed = 2 * LEADER_CHECK_SECS + 0.5
+            noticed = 4 * LEADER_CHECK_SECS + 1.0  # room for a loaded machine
             assert all(series == {"ha1": 0.0} for at, series, _, _ in said if at > noticed)
             assert any(code == 503 and '"database"' in text for _, _, code, text in said)
             assert "stopped polling and delivering cluster(s) ha1" in first.log.read_text()
