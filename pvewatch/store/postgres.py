@@ -16,7 +16,6 @@ psycopg is imported here and in pvewatch.store.pg_leader only; its errors become
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,7 +31,8 @@ from pvewatch.leadership import lock_key
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.store import ClusterStatus, OutboxItem, Routing
 from pvewatch.store import postgres_sql as sql
-from pvewatch.watch.suppress import Matcher, Silence, parse_match
+from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
+from pvewatch.watch.suppress import Matcher, Silence
 
 __all__ = ["Fencing", "NotLeader", "PostgresStore", "connect_args"]
 
@@ -88,13 +88,6 @@ def _text(value: str | None) -> str | None:
     return None if value is None else value.replace("\x00", "\ufffd")
 
 
-def _to_json(obj: object, what: str) -> str:
-    try:
-        return json.dumps(obj, separators=(",", ":"))
-    except (TypeError, ValueError) as e:
-        raise StoreError(f"cannot store {what}: {e}") from None
-
-
 class PostgresStore:
     """The state store in a PostgreSQL database. Thread-safe."""
 
@@ -107,6 +100,7 @@ class PostgresStore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._where = config.where()
+        self._read = Reader(self._where, _dt)
         self._connect_args = connect_args(config, application_name)
         self._fencing = fencing
         self._clock = clock
@@ -167,15 +161,7 @@ class PostgresStore:
         with self._transaction(f"load rule state of cluster {cluster!r}") as cur:
             cur.execute("SELECT data FROM rule_state WHERE cluster = %s", (cluster,))
             found = cur.fetchone()
-        if found is None:
-            return {}
-        try:
-            data = json.loads(found[0])
-        except ValueError as e:
-            raise StoreError(
-                f"state store {self._where}: rule state of {cluster!r} is unreadable: {e}"
-            ) from None
-        return data if isinstance(data, dict) else {}
+        return {} if found is None else self._read.rule_state(cluster, found[0])
 
     def commit_poll(
         self,
@@ -207,7 +193,7 @@ class PostgresStore:
             xmin = str(cur.fetchone()[0])  # type: ignore[index]
             self._changes += 1
             if rule_state is not None:
-                data = _to_json(dict(rule_state), f"rule state of {cluster!r}")
+                data = to_json(dict(rule_state), f"rule state of {cluster!r}")
                 cur.execute(sql.UPSERT_RULE_STATE, (cluster, data))
             if snapshot is not None:
                 old, stored = stored, dict(snapshot.resources)
@@ -276,7 +262,7 @@ class PostgresStore:
             }
             cur.execute(sql.SELECT_HEADS, params)
             rows = cur.fetchall()
-        return [self._item(r) for r in rows]
+        return [self._read.item(r) for r in rows]
 
     def record_events(self, events: Sequence[Event], sinks: Routing) -> None:
         """Record events that no poll produced, with their outbox rows, in one
@@ -346,7 +332,7 @@ class PostgresStore:
         with self._transaction("read silences") as cur:
             cur.execute(sql.SELECT_SILENCES, params)
             rows = cur.fetchall()
-        return [self._silence(row) for row in rows]
+        return [self._read.silence(row) for row in rows]
 
     def remove_silence(self, silence_id: str) -> bool:
         if not silence_id.isdigit():
@@ -354,15 +340,6 @@ class PostgresStore:
         with self._transaction(f"remove silence {silence_id}") as cur:
             cur.execute("DELETE FROM silences WHERE id = %s", (int(silence_id),))
             return cur.rowcount > 0
-
-    def _silence(self, row: tuple[Any, ...]) -> Silence:
-        try:
-            matchers = parse_match(row[1])
-        except ValueError as e:
-            raise StoreError(
-                f"state store {self._where}: silence {row[0]} is unreadable: {e}"
-            ) from None
-        return Silence(str(row[0]), matchers, _dt(row[2]), _dt(row[3]), row[4], row[5])
 
     # --- history --------------------------------------------------------------------
 
@@ -386,7 +363,7 @@ class PostgresStore:
         with self._transaction("read events") as cur:
             cur.execute(sql.SELECT_EVENTS, params)
             rows = cur.fetchall()
-        return [self._event(r[0], "an event") for r in reversed(rows)]
+        return [self._read.event(r[0], "an event") for r in reversed(rows)]
 
     def prune(self, now: datetime, retention_days: int) -> int:
         cutoff = {"cutoff": _utc(now) - timedelta(days=retention_days)}
@@ -511,16 +488,8 @@ class PostgresStore:
 
     def _resources(self, cur: psycopg.Cursor[tuple[Any, ...]], cluster: str) -> dict[str, Resource]:
         cur.execute("SELECT id, data FROM resources WHERE cluster = %s", (cluster,))
-        resources: dict[str, Resource] = {}
-        for rid, data in cur.fetchall():
-            try:
-                resource = Resource.from_dict(json.loads(data))
-            except (ValueError, KeyError, TypeError) as e:
-                raise StoreError(
-                    f"state store {self._where}: resource {cluster}/{rid} is unreadable: {e!r}"
-                ) from None
-            resources[resource.id] = resource  # its own id: a stored one lost its NULs
-        return resources
+        found = (self._read.resource(cluster, rid, data) for rid, data in cur.fetchall())
+        return {r.id: r for r in found}  # its own id: a stored one lost its NULs
 
     def _write_changes(
         self,
@@ -532,12 +501,9 @@ class PostgresStore:
         """Write the rows that differ from `old` (None: from what is stored)."""
         if old is None:
             old = self._resources(cur, cluster)
-        changed = [
-            (cluster, _text(rid), _to_json(r.to_dict(), f"resource {cluster}/{rid}"))
-            for rid, r in new.items()
-            if (was := old.get(rid)) is not r and was != r  # `is`: Normalizer reuses them
-        ]
-        removed = [(cluster, _text(rid)) for rid in old if rid not in new]
+        upserts, deletes = changed_resources(cluster, new, old)
+        changed = [(c, _text(rid), data) for c, rid, data in upserts]
+        removed = [(c, _text(rid)) for c, rid in deletes]
         if changed:
             cur.executemany(sql.UPSERT_RESOURCE, changed)
         if removed:
@@ -551,57 +517,23 @@ class PostgresStore:
         sinks: Routing,
         now: datetime,
     ) -> None:
-        route = sinks if callable(sinks) else (lambda event: sinks)
-        event_rows = []
-        outbox_rows = []
-        for e in events:
-            data = _to_json(e.to_dict(), f"event {e.id}")
-            time = _utc(e.time)
-            event_rows.append((e.id, e.cluster, e.type, time, now, data))
-            # Due at once: the earlier of the event's time and ours (see SqliteStore).
-            first_attempt = min(time, _utc(now))
-            rid = _text(e.resource.id) if e.resource else None
-            outbox_rows += [(e.id, s, e.cluster, rid, first_attempt, now) for s in route(e)]
-        if event_rows:
-            cur.executemany(sql.INSERT_EVENT, event_rows)
-        if outbox_rows:
-            cur.executemany(sql.INSERT_OUTBOX, outbox_rows)
+        events_out, outbox = event_rows(events, sinks, _utc(now), _utc)
+        outbox = [(e, sink, c, _text(rid), due, at) for e, sink, c, rid, due, at in outbox]
+        if events_out:
+            cur.executemany(sql.INSERT_EVENT, events_out)
+        if outbox:
+            cur.executemany(sql.INSERT_OUTBOX, outbox)
 
     def _items(self, what: str, query: str, params: Any) -> list[OutboxItem]:
         with self._transaction(what) as cur:
             cur.execute(query, params)
             rows = cur.fetchall()
-        return [self._item(r) for r in rows]
-
-    def _item(self, r: tuple[Any, ...]) -> OutboxItem:
-        return OutboxItem(
-            outbox_id=r[0],
-            sink=r[1],
-            event=self._event(r[2], f"outbox row {r[0]}"),
-            attempts=r[3],
-            next_attempt_at=_dt(r[4]),
-            state=r[5],
-            last_error=r[6],
-            cluster=r[7],
-            resource_id=r[8],
-            queued_at=_dt(r[9]),
-        )
-
-    def _event(self, data: str, what: str) -> Event:
-        try:
-            return Event.from_dict(json.loads(data))
-        except (ValueError, KeyError, TypeError) as e:
-            raise StoreError(f"state store {self._where}: {what} is unreadable: {e!r}") from None
+        return [self._read.item(r) for r in rows]
 
     def _transition(self, outbox_id: int, target: str, query: str, params: tuple[Any, ...]) -> None:
         """Apply a mark_* to a pending row; marking a row again with its state is a no-op."""
         what = f"mark outbox row {outbox_id} {target}"
         with self._transaction(what) as cur:
             cur.execute("SELECT state FROM outbox WHERE outbox_id = %s FOR UPDATE", (outbox_id,))
-            found = cur.fetchone()
-            if found is None:
-                raise StoreError(f"state store {self._where}: {what}: no such row")
-            if found[0] == "pending":
+            if self._read.may_mark(what, cur.fetchone(), target):
                 cur.execute(query, (*params, outbox_id))
-            elif found[0] != target:
-                raise StoreError(f"state store {self._where}: {what}: it is {found[0]}")

@@ -30,7 +30,8 @@ from typing import Any
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.store import ClusterStatus, OutboxItem, Routing
-from pvewatch.watch.suppress import Matcher, Silence, parse_match
+from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
+from pvewatch.watch.suppress import Matcher, Silence
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
 
@@ -210,13 +211,6 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _to_json(obj: object, what: str) -> str:
-    try:
-        return json.dumps(obj, separators=(",", ":"))
-    except (TypeError, ValueError) as e:
-        raise StoreError(f"cannot store {what}: {e}") from None
-
-
 class SqliteStore:
     """The state store in one SQLite file (or ":memory:"). Thread-safe; one writer."""
 
@@ -228,6 +222,7 @@ class SqliteStore:
         busy_timeout_secs: float = 5.0,
     ) -> None:
         self._where = str(path)
+        self._read = Reader(self._where, _dt)
         self._clock = clock
         self._lock = threading.Lock()
         # The last committed resources of each cluster, to compare a new poll against.
@@ -289,15 +284,7 @@ class SqliteStore:
         with self._lock, self._transaction(f"load rule state of cluster {cluster!r}") as conn:
             row = conn.execute("SELECT data FROM rule_state WHERE cluster = ?", (cluster,))
             found = row.fetchone()
-        if found is None:
-            return {}
-        try:
-            data = json.loads(found[0])
-        except ValueError as e:
-            raise StoreError(
-                f"state store {self._where}: rule state of {cluster!r} is unreadable: {e}"
-            ) from None
-        return data if isinstance(data, dict) else {}
+        return {} if found is None else self._read.rule_state(cluster, found[0])
 
     def commit_poll(
         self,
@@ -331,7 +318,7 @@ class SqliteStore:
                     ),
                 )
                 if rule_state is not None:
-                    data = _to_json(dict(rule_state), f"rule state of {cluster!r}")
+                    data = to_json(dict(rule_state), f"rule state of {cluster!r}")
                     conn.execute(_UPSERT_RULE_STATE, (cluster, data))
                 if snapshot is not None:
                     self._write_changes(conn, cluster, dict(snapshot.resources))
@@ -365,7 +352,7 @@ class SqliteStore:
             return []
         with self._lock, self._transaction(f"read outbox of sink {sink!r}") as conn:
             rows = conn.execute(_SELECT_DUE, (sink, limit)).fetchall()
-        return [self._item(r) for r in rows]
+        return [self._read.item(r) for r in rows]
 
     def heads(
         self,
@@ -384,7 +371,7 @@ class SqliteStore:
         params = {"sink": sink, "limit": limit, "after": after, "clusters": only}
         with self._lock, self._transaction(f"read outbox heads of sink {sink!r}") as conn:
             rows = conn.execute(_SELECT_HEADS, params).fetchall()
-        return [self._item(r) for r in rows]
+        return [self._read.item(r) for r in rows]
 
     def record_events(self, events: Sequence[Event], sinks: Routing) -> None:
         """Record events that no poll produced (e.g. sink.disabled), with their outbox
@@ -401,7 +388,7 @@ class SqliteStore:
         params = {"sink": sink, "state": state, "limit": limit}
         with self._lock, self._transaction("list deliveries") as conn:
             rows = conn.execute(_SELECT_DELIVERIES, params).fetchall()
-        return [self._item(r) for r in rows]
+        return [self._read.item(r) for r in rows]
 
     def requeue(self, *, sinks: Sequence[str], event_id: str | None, now: datetime) -> int:
         """Queue rows again from scratch (attempts 0, due `now`): the rows of `event_id`
@@ -461,22 +448,13 @@ class SqliteStore:
         params = {"now": _ts(now) if now else None}
         with self._lock, self._transaction("read silences") as conn:
             rows = conn.execute(_SELECT_SILENCES, params).fetchall()
-        return [self._silence(row) for row in rows]
+        return [self._read.silence(row) for row in rows]
 
     def remove_silence(self, silence_id: str) -> bool:
         """Delete a silence; False when there is none with that id."""
         with self._lock, self._transaction(f"remove silence {silence_id}", write=True) as conn:
             deleted = conn.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount
         return bool(deleted)
-
-    def _silence(self, row: tuple[Any, ...]) -> Silence:
-        try:
-            matchers = parse_match(row[1])
-        except ValueError as e:
-            raise StoreError(
-                f"state store {self._where}: silence {row[0]} is unreadable: {e}"
-            ) from None
-        return Silence(str(row[0]), matchers, _dt(row[2]), _dt(row[3]), row[4], row[5])
 
     # --- history --------------------------------------------------------------------
 
@@ -500,7 +478,7 @@ class SqliteStore:
         }
         with self._lock, self._transaction("read events") as conn:
             rows = conn.execute(_SELECT_EVENTS, params).fetchall()
-        return [self._event(r[0], "an event") for r in reversed(rows)]
+        return [self._read.event(r[0], "an event") for r in reversed(rows)]
 
     def prune(self, now: datetime, retention_days: int) -> int:
         """Delete what is older than the retention and no sink still needs; the number
@@ -592,15 +570,7 @@ class SqliteStore:
 
     def _resources(self, conn: sqlite3.Connection, cluster: str) -> dict[str, Resource]:
         rows = conn.execute("SELECT id, data FROM resources WHERE cluster = ?", (cluster,))
-        resources: dict[str, Resource] = {}
-        for rid, data in rows:
-            try:
-                resources[rid] = Resource.from_dict(json.loads(data))
-            except (ValueError, KeyError, TypeError) as e:
-                raise StoreError(
-                    f"state store {self._where}: resource {cluster}/{rid} is unreadable: {e!r}"
-                ) from None
-        return resources
+        return {rid: self._read.resource(cluster, rid, data) for rid, data in rows}
 
     def _write_changes(
         self, conn: sqlite3.Connection, cluster: str, new: dict[str, Resource]
@@ -608,62 +578,21 @@ class SqliteStore:
         old = self._committed.get(cluster)
         if old is None:
             old = self._resources(conn, cluster)
-        changed = [
-            (cluster, rid, _to_json(r.to_dict(), f"resource {cluster}/{rid}"))
-            for rid, r in new.items()
-            if (was := old.get(rid)) is not r and was != r  # `is`: Normalizer reuses them
-        ]
-        removed = [(cluster, rid) for rid in old if rid not in new]
+        changed, removed = changed_resources(cluster, new, old)
         conn.executemany(_UPSERT_RESOURCE, changed)
         conn.executemany("DELETE FROM resources WHERE cluster = ? AND id = ?", removed)
 
     def _write_events(
         self, conn: sqlite3.Connection, events: Sequence[Event], sinks: Routing, now: float
     ) -> None:
-        route = sinks if callable(sinks) else (lambda event: sinks)
-        event_rows = []
-        outbox_rows = []
-        for e in events:
-            data = _to_json(e.to_dict(), f"event {e.id}")
-            time = _ts(e.time)
-            event_rows.append((e.id, e.cluster, e.type, time, now, data))
-            # Due at once: the earlier of the event's time and ours, so neither a test's
-            # fake clock nor a skewed one holds the row back.
-            first_attempt = min(time, now)
-            rid = e.resource.id if e.resource else None
-            outbox_rows += [(e.id, s, e.cluster, rid, first_attempt, now) for s in route(e)]
-        conn.executemany(_INSERT_EVENT, event_rows)
+        event_rows_, outbox_rows = event_rows(events, sinks, now, _ts)
+        conn.executemany(_INSERT_EVENT, event_rows_)
         conn.executemany(_INSERT_OUTBOX, outbox_rows)
-
-    def _item(self, r: tuple[Any, ...]) -> OutboxItem:
-        return OutboxItem(
-            outbox_id=r[0],
-            sink=r[1],
-            event=self._event(r[2], f"outbox row {r[0]}"),
-            attempts=r[3],
-            next_attempt_at=_dt(r[4]),
-            state=r[5],
-            last_error=r[6],
-            cluster=r[7],
-            resource_id=r[8],
-            queued_at=_dt(r[9]),
-        )
-
-    def _event(self, data: str, what: str) -> Event:
-        try:
-            return Event.from_dict(json.loads(data))
-        except (ValueError, KeyError, TypeError) as e:
-            raise StoreError(f"state store {self._where}: {what} is unreadable: {e!r}") from None
 
     def _transition(self, outbox_id: int, target: str, sql: str, params: tuple[Any, ...]) -> None:
         """Apply a mark_* to a pending row; marking a row again with its state is a no-op."""
         what = f"mark outbox row {outbox_id} {target}"
         with self._lock, self._transaction(what, write=True) as conn:
             row = conn.execute("SELECT state FROM outbox WHERE outbox_id = ?", (outbox_id,))
-            found = row.fetchone()
-            if found is None:
-                raise StoreError(f"state store {self._where}: {what}: no such row")
-            if found[0] == "pending":
+            if self._read.may_mark(what, row.fetchone(), target):
                 conn.execute(sql, (*params, outbox_id))
-            elif found[0] != target:
-                raise StoreError(f"state store {self._where}: {what}: it is {found[0]}")

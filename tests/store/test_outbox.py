@@ -219,3 +219,14 @@ def test_counts_per_state_and_sink(store: AnyStore) -> None:
     store.mark_dead(second.outbox_id, attempts=5, error="HTTP 404", now=LATER)
     assert (store.pending_count("log"), store.dead_count("log")) == (1, 1)
     assert (store.pending_count("webhook"), store.dead_count("webhook")) == (3, 0)
+
+
+def test_nul_characters_a_server_sent_do_not_stop_the_store(store: AnyStore) -> None:
+    """PostgreSQL text holds no NUL; what a PVE server or a receiver sends may."""
+    odd = replace(event(1, resource_id="qemu/1\x00"), summary="a\x00b")
+    commit(store, odd)
+    [item] = store.due("log", T0)
+    assert item.event == odd
+    store.mark_retry(item.outbox_id, attempts=1, next_attempt_at=LATER, error="HTTP 500: \x00")
+    [again] = store.due("log", T0)
+    assert again.last_error in ("HTTP 500: \x00", "HTTP 500: \ufffd")

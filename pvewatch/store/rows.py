@@ -1,0 +1,132 @@
+"""What both stores (SQLite and PostgreSQL) write and read, as plain values: the JSON of
+resources, events and rule state, the rows a poll writes, and the objects read back.
+Pure: no database here; each store brings its own time type (`Stamp`: epoch seconds for
+SQLite, datetime for PostgreSQL) through the converters it passes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pvewatch.errors import StoreError
+from pvewatch.model import Event, Resource
+from pvewatch.store import OutboxItem, Routing
+from pvewatch.watch.suppress import Silence, parse_match
+
+Stamp = TypeVar("Stamp", float, datetime)
+EventRow = tuple[str, str, str, Any, Any, str]  # id, cluster, type, time, created_at, data
+OutboxRow = tuple[str, str, str, str | None, Any, Any]  # event, sink, cluster, line, due, now
+
+
+def to_json(obj: object, what: str) -> str:
+    try:
+        return json.dumps(obj, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"cannot store {what}: {e}") from None
+
+
+def changed_resources(
+    cluster: str, new: dict[str, Resource], old: dict[str, Resource]
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """The (cluster, id, data) rows to upsert and the (cluster, id) rows to delete to go
+    from `old` to `new`; resources equal to the stored ones are not written again."""
+    changed = [
+        (cluster, rid, to_json(r.to_dict(), f"resource {cluster}/{rid}"))
+        for rid, r in new.items()
+        if (was := old.get(rid)) is not r and was != r  # `is`: Normalizer reuses them
+    ]
+    removed = [(cluster, rid) for rid in old if rid not in new]
+    return changed, removed
+
+
+def event_rows(
+    events: Sequence[Event],
+    sinks: Routing,
+    now: Stamp,
+    stamp: Callable[[datetime], Stamp],
+) -> tuple[list[EventRow], list[OutboxRow]]:
+    """The event rows and one outbox row per (event, sink) `sinks` routes it to."""
+    route = sinks if callable(sinks) else (lambda event: sinks)
+    events_out: list[EventRow] = []
+    outbox: list[OutboxRow] = []
+    for e in events:
+        data = to_json(e.to_dict(), f"event {e.id}")
+        time = stamp(e.time)
+        events_out.append((e.id, e.cluster, e.type, time, now, data))
+        # Due at once: the earlier of the event's time and ours, so neither a test's
+        # fake clock nor a skewed one holds the row back.
+        first_attempt = min(time, now)
+        rid = e.resource.id if e.resource else None
+        outbox += [(e.id, s, e.cluster, rid, first_attempt, now) for s in route(e)]
+    return events_out, outbox
+
+
+class Reader:
+    """Turns stored rows back into objects; what cannot be read is a StoreError naming
+    the store (`where`) and the row."""
+
+    def __init__(self, where: str, to_datetime: Callable[[Any], Any]) -> None:
+        self.where = where
+        self._dt = to_datetime
+
+    def event(self, data: str, what: str) -> Event:
+        try:
+            return Event.from_dict(json.loads(data))
+        except (ValueError, KeyError, TypeError) as e:
+            raise StoreError(f"state store {self.where}: {what} is unreadable: {e!r}") from None
+
+    def resource(self, cluster: str, rid: str, data: str) -> Resource:
+        try:
+            return Resource.from_dict(json.loads(data))
+        except (ValueError, KeyError, TypeError) as e:
+            raise StoreError(
+                f"state store {self.where}: resource {cluster}/{rid} is unreadable: {e!r}"
+            ) from None
+
+    def rule_state(self, cluster: str, data: str) -> dict[str, Any]:
+        try:
+            found = json.loads(data)
+        except ValueError as e:
+            raise StoreError(
+                f"state store {self.where}: rule state of {cluster!r} is unreadable: {e}"
+            ) from None
+        return found if isinstance(found, dict) else {}
+
+    def item(self, r: Sequence[Any]) -> OutboxItem:
+        """A row of (outbox_id, sink, event data, attempts, next_attempt_at, state,
+        last_error, cluster, resource_id, created_at)."""
+        return OutboxItem(
+            outbox_id=r[0],
+            sink=r[1],
+            event=self.event(r[2], f"outbox row {r[0]}"),
+            attempts=r[3],
+            next_attempt_at=self._dt(r[4]),
+            state=r[5],
+            last_error=r[6],
+            cluster=r[7],
+            resource_id=r[8],
+            queued_at=self._dt(r[9]),
+        )
+
+    def silence(self, row: Sequence[Any]) -> Silence:
+        """A row of (id, match, starts_at, ends_at, comment, created_by)."""
+        try:
+            matchers = parse_match(row[1])
+        except ValueError as e:
+            raise StoreError(
+                f"state store {self.where}: silence {row[0]} is unreadable: {e}"
+            ) from None
+        return Silence(str(row[0]), matchers, self._dt(row[2]), self._dt(row[3]), row[4], row[5])
+
+    def may_mark(self, what: str, found: Sequence[Any] | None, target: str) -> bool:
+        """Whether a mark_* applies to a row in state `found[0]`: a pending row changes;
+        marking a row again with its state is a no-op (False); anything else is an error."""
+        if found is None:
+            raise StoreError(f"state store {self.where}: {what}: no such row")
+        if found[0] == "pending":
+            return True
+        if found[0] != target:
+            raise StoreError(f"state store {self.where}: {what}: it is {found[0]}")
+        return False
