@@ -330,7 +330,7 @@ def _silence(args: argparse.Namespace) -> int:
     config = _load(_config_path(args.config))
     if config is None:
         return 2
-    path, now = config.store.path, datetime.now(UTC)
+    path, now = config.store, datetime.now(UTC)
     try:
         if args.action == "add":
             by = args.by or os.environ.get("USER") or None

@@ -10,15 +10,33 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from pvewatch.config.types import StoreConfig
 from pvewatch.model import format_time
+from pvewatch.store.opening import open_store
 from pvewatch.store.sqlite import SqliteStore
 from pvewatch.watch.suppress import Silence, parse_match
 
+if TYPE_CHECKING:
+    from pvewatch.store.postgres import PostgresStore
+
+# The configured store, or the path of a SQLite file.
+Where = StoreConfig | Path
+
+
+def _open(store: Where) -> SqliteStore | PostgresStore:
+    return SqliteStore(store) if isinstance(store, Path) else open_store(store)
+
+
+def _exists(store: Where) -> bool:
+    """False when there is no SQLite file yet (nothing to list or remove)."""
+    path = store if isinstance(store, Path) else store.path
+    return path.exists() or (isinstance(store, StoreConfig) and store.postgres is not None)
+
 
 def add(
-    store_path: Path,
+    store_path: Where,
     match: str,
     duration: timedelta,
     comment: str,
@@ -36,8 +54,9 @@ def add(
     if duration <= timedelta(0):
         print("--for: the duration must be positive", file=err)
         return 2
-    store_path.parent.mkdir(parents=True, exist_ok=True)
-    with SqliteStore(store_path) as store:
+    if isinstance(store_path, Path):
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+    with _open(store_path) as store:
         silence = store.add_silence(
             matchers, starts_at=now, ends_at=now + duration, comment=comment, created_by=created_by
         )
@@ -48,11 +67,11 @@ def add(
     return 0
 
 
-def show(store_path: Path, now: datetime, out: TextIO, *, everything: bool, as_json: bool) -> int:
+def show(store_path: Where, now: datetime, out: TextIO, *, everything: bool, as_json: bool) -> int:
     """List the silences not yet expired (every stored one with `everything`)."""
-    if not store_path.exists():
+    if not _exists(store_path):
         return 0
-    with SqliteStore(store_path) as store:
+    with _open(store_path) as store:
         found = store.silences(None if everything else now)
     for silence in found:
         if as_json:
@@ -62,11 +81,11 @@ def show(store_path: Path, now: datetime, out: TextIO, *, everything: bool, as_j
     return 0
 
 
-def remove(store_path: Path, silence_id: str, out: TextIO, err: TextIO) -> int:
+def remove(store_path: Where, silence_id: str, out: TextIO, err: TextIO) -> int:
     """Delete a silence; 1 when there is no such silence."""
     removed = False
-    if store_path.exists():
-        with SqliteStore(store_path) as store:
+    if _exists(store_path):
+        with _open(store_path) as store:
             removed = store.remove_silence(silence_id)
     if not removed:
         print(f"no silence {silence_id} (see `pvewatch silence list --all`)", file=err)

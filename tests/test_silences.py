@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 
 from pvewatch import silences
 from pvewatch.cli import build_parser, parse_duration
+from pvewatch.config.types import StoreConfig
 from pvewatch.store.sqlite import SqliteStore
 from pvewatch.watch.suppress import parse_match
+from tests.pg import fresh_database
 
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 MATCH = "cluster=lab,resource=qemu/100,type=guest.*"
@@ -47,8 +50,20 @@ def test_the_store_keeps_silences_until_they_expire(tmp_path: Path) -> None:
         assert store.silences(None) == []
 
 
-def test_commands(tmp_path: Path) -> None:
-    store = tmp_path / "state.db"
+@pytest.fixture(params=["sqlite file", "sqlite config", "postgres config"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[silences.Where]:
+    """The commands take the configured store (or a SQLite file's path)."""
+    if request.param == "sqlite file":
+        yield tmp_path / "state.db"
+    elif request.param == "sqlite config":
+        yield StoreConfig(path=tmp_path / "state.db")
+    else:
+        with fresh_database() as pg:
+            yield StoreConfig(type="postgres", postgres=pg)
+
+
+def test_commands(where: silences.Where) -> None:
+    store = where
     out, err = io.StringIO(), io.StringIO()
     assert silences.add(store, MATCH, timedelta(hours=2), "swap", "alice", NOW, out, err) == 0
     assert out.getvalue() == f"silence 1 added: {MATCH} until 2026-11-28T03:00:00Z\n"
