@@ -162,7 +162,7 @@ class PgLeadership:
         """Give every cluster up now (others take them on their next look) and close."""
         for cluster in sorted(self._led):
             self._set_led(self._led - {cluster}, "given up: stopping")
-        await asyncio.to_thread(self._close, True)
+        await asyncio.to_thread(self._close)
 
     # --- on the session (in a thread) -------------------------------------------------
 
@@ -206,13 +206,13 @@ class PgLeadership:
             self._session = session
         return session
 
-    def _close(self, goodbye: bool) -> None:
-        """Close the session (releasing every lock); `goodbye` also leaves `replicas`."""
+    def _close(self) -> None:
+        """Leave `replicas` and close the session, which releases every lock."""
         with self._io:
             session, self._session = self._session, None
             if session is None:
                 return
-            if goodbye and not session.broken:
+            if not session.broken:
                 with contextlib.suppress(psycopg.Error):  # others stop counting it at once
                     session.execute("DELETE FROM replicas WHERE id = %s", (self.replica_id,))
             session.close()
