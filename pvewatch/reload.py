@@ -11,6 +11,8 @@ nothing: every problem is logged and the running config stays.
   `pvewatch run` blocks SIGHUP first thing, so that one sent during start-up waits
   (its default action would end the process) until `Requests.install` lets it through.
 - `reread(source)`: the new config, or None with the problems logged.
+- `Carried`: what a reload keeps (the Metrics, the heartbeat, the listener: `listen()`
+  keeps its socket while `http.listen` stays the same).
 """
 
 from __future__ import annotations

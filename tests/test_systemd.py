@@ -44,6 +44,19 @@ def test_notify_sends_one_datagram_per_call(notify_socket: tuple[str, socket.soc
     ]
 
 
+def test_reloading_carries_the_monotonic_time_systemd_253_wants(
+    notify_socket: tuple[str, socket.socket],
+) -> None:
+    path, sock = notify_socket
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    Notifier(path).reloading()
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    fields = dict(line.split("=", 1) for line in sock.recv(4096).decode().split("\n"))
+    assert fields.keys() == {"RELOADING", "MONOTONIC_USEC", "STATUS"}
+    assert fields["RELOADING"] == "1"
+    assert before <= int(fields["MONOTONIC_USEC"]) <= after
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets are Linux's")
 def test_abstract_socket_address() -> None:
     name = f"pvewatch-test-{uuid.uuid4()}"
