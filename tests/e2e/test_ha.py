@@ -155,3 +155,19 @@ def test_a_replica_cut_off_from_the_database_stops_and_another_takes_over(
             time.sleep(1)  # events go on flowing through the new leader (not a wait)
         deliver_the_rest(config, tmp_path, pg, hook)
         check_stream(stored(pg), hook)
+
+
+def test_once_with_postgres_polls_the_clusters_nobody_leads(
+    tmp_path: Path, pg: PostgresConfig
+) -> None:
+    with simulator(guests=4, seed=12) as sim, receiver() as hook:
+        config = write_config(tmp_path, sim, pg, hook, clusters=2)
+        done = subprocess.run(
+            [sys.executable, "-m", "pvewatch", "once", "-c", str(config)],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        found = status(pg)
+        assert sorted(found) == ["ha1", "ha2"]
+        assert all(s.last_poll is not None for s in found.values())
+        assert all(s.leader is None for s in found.values())  # given up when it exited
