@@ -97,9 +97,9 @@ class ClusterWatcher:
         self._stale = False
 
     def forget(self) -> None:
-        """From the next poll on, start again from the stored state, as after a restart:
-        another replica may have led the cluster and committed polls meanwhile. A poll in
-        flight finishes as it is (the store refuses its commit if it may not write)."""
+        """From the next poll on, start again from the stored state: another replica may
+        have led the cluster and committed polls meanwhile. A poll in flight finishes as
+        it is (the store refuses its commit if it may not write)."""
         self._stale = True
 
     async def close(self) -> None:
@@ -127,7 +127,9 @@ class ClusterWatcher:
 
     async def _poll(self) -> PollResult:
         if self._stale:
-            self._stale, self._loaded, self._first_poll = False, False, True
+            # A takeover is not a restart: changes are "detected late" only when the
+            # stored snapshot is more than two intervals old.
+            self._stale, self._loaded, self._first_poll = False, False, False
         if not self._loaded:
             try:
                 self._snapshot, self._health = await asyncio.to_thread(

@@ -209,3 +209,32 @@ async def test_a_quiet_poll_writes_only_the_clusters_row() -> None:
             result = await w.poll()
             assert (result.ok, result.events) == (True, [])
             assert store.total_changes - before == 1
+
+
+async def test_a_standby_does_not_poll_and_a_takeover_starts_from_the_store() -> None:
+    """Two replicas' watchers of one cluster on one store, leading in turn: the one taking
+    over is told to forget, and reports nothing the other one already did."""
+    leads = {"one": True, "two": False}
+    source = FakeSource([{**VM, "status": "running"}])
+
+    def replica(name: str, store: Any) -> ClusterWatcher:
+        return ClusterWatcher(cluster="lab", interval_secs=10, failure_threshold=2,
+                              source=source, store=store, sinks=["log"], clock=Clock(),
+                              leading=lambda: leads[name])  # fmt: skip
+
+    with SqliteStore(":memory:") as store:
+        one, two = replica("one", store), replica("two", store)
+        assert (await two.poll()).standby
+        assert (await one.poll()).ok  # the baseline, in one's memory too
+        leads.update(one=False, two=True)
+        two.forget()
+        source.rows = [{**VM, "status": "stopped"}]
+        stopped = await two.poll()
+        assert [e.type for e in stopped.events] == ["guest.stopped"]
+        assert not stopped.events[0].detected_late  # a takeover is not a restart
+        assert (await one.poll()).standby
+        leads.update(one=True, two=False)
+        one.forget()
+        again = await one.poll()
+        assert again.ok
+        assert again.events == []  # not guest.stopped again under a new id
