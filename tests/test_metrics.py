@@ -436,3 +436,22 @@ def test_a_reload_keeps_the_series_of_what_stays_and_drops_the_rest() -> None:
     assert value(samples, "pvewatch_config_last_reload_success_timestamp_seconds") == (
         clocks.wall - 5
     )
+
+
+def test_leadership_shows_in_a_gauge_and_in_readiness() -> None:
+    metrics, _ = make()
+    samples = parse(scrape(metrics))
+    assert value(samples, "pvewatch_cluster_leader", cluster="prod") == 1.0  # one replica
+    metrics.poll_finished(
+        "prod", ok=False, duration_secs=0, snapshot=None, events=[], error_kind="store"
+    )
+    metrics.leader_changed("prod", False)  # another replica took it over
+    samples = parse(scrape(metrics))
+    assert value(samples, "pvewatch_cluster_leader", cluster="prod") == 0.0
+    assert value(samples, "pvewatch_cluster_leader", cluster="lab") == 1.0
+    progress = metrics.progress()["prod"]
+    assert (progress.leader, progress.store_ok) == (False, True)  # its refusal is moot
+    metrics.database_changed(False, "cannot reach the database postgresql://db:5432/pw")
+    assert metrics.progress()["lab"].database_error is not None
+    metrics.database_changed(True, "up")
+    assert metrics.progress()["lab"].database_error is None

@@ -70,3 +70,20 @@ async def test_heartbeat_runs_on_the_loop_until_cancelled() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_readiness_of_a_replica() -> None:
+    """With replicas: a cluster another replica leads is fine; a replica that lost the
+    database is not ready, and says why."""
+    standby = ClusterProgress(10.0, leader=False)
+    lost = ClusterProgress(10.0, last_success=99.0, database_error="cannot reach the database")
+    probe = readiness({"prod": standby}, now=100.0)
+    assert probe.ok
+    assert probe.checks[0].detail == "polled by another replica, which leads it"
+    probe = readiness({"prod": lost}, now=100.0)
+    assert not probe.ok
+    failing = {c.name: c.detail for c in probe.checks if not c.ok}
+    assert failing == {
+        "cluster:prod": "not polled: this replica lost the database",
+        "database": "cannot reach the database; not leading any cluster",
+    }
