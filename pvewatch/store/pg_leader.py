@@ -148,7 +148,7 @@ class PgLeadership:
                 busy=[c for c in self._clusters if self._busy(c)],
             )
             for cluster in decided.release:
-                self._set_led(self._led - {cluster}, "released to share the clusters")
+                self._set_led(self._led - {cluster}, "given to a replica with room")
             taken = await asyncio.to_thread(self._apply, decided.release, decided.take)
         except (psycopg.Error, OSError, TimeoutError) as e:
             self._lost(e)
@@ -156,12 +156,12 @@ class PgLeadership:
         self._pid, self._last_ok = seen.pid, self._monotonic()
         self._database(True, f"leadership session to {self._where} is up")
         led = (seen.mine - set(decided.release)) | taken
-        self._set_led(frozenset(led), "taken")
+        self._set_led(frozenset(led), "its lock is gone")
 
     async def stop(self) -> None:
         """Give every cluster up now (others take them on their next look) and close."""
         for cluster in sorted(self._led):
-            self._set_led(self._led - {cluster}, "given up: stopping")
+            self._set_led(self._led - {cluster}, "stopping")
         await asyncio.to_thread(self._close)
 
     # --- on the session (in a thread) -------------------------------------------------
@@ -228,7 +228,9 @@ class PgLeadership:
         before = self._led
         self._led = led
         for cluster in sorted(before - led):
-            self._log.info("leader: replica %s %s cluster %s", self.replica_id, why, cluster)
+            self._log.info(
+                "leader: replica %s no longer leads cluster %s (%s)", self.replica_id, cluster, why
+            )
             self._on_change(cluster, False)
         for cluster in sorted(led - before):
             self._log.info("leader: replica %s leads cluster %s", self.replica_id, cluster)
@@ -245,7 +247,7 @@ class PgLeadership:
                 ", ".join(sorted(self._led)),
             )
         self._pid, self._last_ok = None, None
-        self._set_led(frozenset(), "lost the database: stopped leading")
+        self._set_led(frozenset(), "lost the database")
         self._database(False, message)
         # A new session next time: closing the old one releases whatever it still holds,
         # and the clusters are then taken again only when no poll of theirs is in flight.
