@@ -170,6 +170,8 @@ class PgLeadership:
         with self._io:
             session = self._connected()
             session.execute(_HEARTBEAT, (self.replica_id,))
+            # Replicas killed without a goodbye: forgotten after a day.
+            session.execute("DELETE FROM replicas WHERE last_seen < now() - interval '1 day'")
             ttl = max(10.0, 5 * self._check_secs)
             live = session.execute(_LIVE, (ttl,)).fetchone()
             pid = session.info.backend_pid
