@@ -209,7 +209,11 @@ def check_stream(events: list[Event], hook: Receiver) -> None:
     sendable = {e.id: e for e in events if e.suppressed is None}
     bodies: dict[str, bytes] = {}
     for request in hook.accepted():
-        assert request.verified, "a webhook with a bad signature"
+        if not request.verified:
+            # Only a request cut short by the kill -9 of its sender may fail to verify.
+            sent = int(request.headers.get("content-length") or 0)
+            assert len(request.body) < sent, "a webhook with a bad signature"
+            continue
         assert bodies.setdefault(request.id, request.body) == request.body, (
             f"webhook id {request.id} was delivered with two different bodies"
         )
