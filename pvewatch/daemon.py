@@ -136,8 +136,6 @@ async def open_runtime(
             store=store,
             options=MetricsOptions.from_sinks(config.sinks),
         )
-        for sink in sinks:
-            metrics.sink_enabled(sink.name, True)
         rng = random.Random()
         runtime = Runtime(config, store, sinks, [], [], [], metrics, leadership=leadership)
         deliverers = [
@@ -157,6 +155,8 @@ async def open_runtime(
         ]
         for deliverer in deliverers:
             stack.push_async_callback(deliverer.stop)  # before its sink closes
+        for sink in sinks:
+            metrics.sink_enabled(sink.name, True)
         clients = []
         for cluster in config.clusters:
             client = PveClient(cluster, logger=log)

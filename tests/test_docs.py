@@ -13,7 +13,10 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _reference_rows() -> dict[str, str]:
     text = README.read_text()
     section = text.split("### Event reference", 1)[1].split("\n## ", 1)[0]
-    return dict(re.findall(r"^\| `([a-z_.]+)` \| (\w+) \|", section, flags=re.MULTILINE))
+    rows = re.findall(r"^\| `([a-z_.]+)` \| (\w+) \|", section, flags=re.MULTILINE)
+    names = [name for name, _ in rows]
+    assert len(names) == len(set(names)), "an event type is listed twice"
+    return dict(rows)
 
 
 def test_readme_lists_every_event_type_with_its_severity() -> None:
