@@ -280,23 +280,31 @@ def get_path(ctx: Ctx, path: str, value: object, default: Path) -> Path:
 # ---------------------------------------------------------------- secrets
 
 
-def _read_secret_file(ctx: Ctx, path: str, file: Path) -> Secret | None:
-    """The file's content without its trailing newline; problems name the file, never
-    its content."""
+def read_text_file(ctx: Ctx, path: str, file: Path, max_bytes: int) -> str | None:
+    """A small UTF-8 file the config points to (a secret, a template); problems name the
+    file, never its content."""
     try:
         with file.open("rb") as f:
-            data = f.read(_MAX_SECRET_BYTES + 1)
+            data = f.read(max_bytes + 1)
     except OSError as e:
         ctx.add(path, f"cannot read {file}: {e.strerror or type(e).__name__}")
         return None
-    if len(data) > _MAX_SECRET_BYTES:
-        ctx.add(path, f"{file} is larger than 64 KiB; is it the right file?")
+    if len(data) > max_bytes:
+        ctx.add(path, f"{file} is larger than {max_bytes >> 10} KiB; is it the right file?")
         return None
     try:
-        text = data.decode("utf-8").rstrip("\r\n")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         ctx.add(path, f"{file} is not UTF-8 text")
         return None
+
+
+def _read_secret_file(ctx: Ctx, path: str, file: Path) -> Secret | None:
+    """The file's content without its trailing newline."""
+    content = read_text_file(ctx, path, file, _MAX_SECRET_BYTES)
+    if content is None:
+        return None
+    text = content.rstrip("\r\n")
     if not text:
         ctx.add(path, f"{file} is empty")
         return None

@@ -31,6 +31,7 @@ from pvewatch.config.reading import (
     join,
     kind,
     quote,
+    read_text_file,
 )
 from pvewatch.model import EVENT_TYPES, Severity
 from pvewatch.sinks.filter import SinkFilter
@@ -198,18 +199,4 @@ def _read_template(ctx: Ctx, path: str, name: str | None) -> str | None:
         if name == "":
             ctx.add(path, "must not be empty")
         return None
-    file = ctx.config_dir / name
-    try:
-        with file.open("rb") as f:
-            data = f.read(_MAX_TEMPLATE_BYTES + 1)
-    except OSError as e:
-        ctx.add(path, f"cannot read {file}: {e.strerror or type(e).__name__}")
-        return None
-    if len(data) > _MAX_TEMPLATE_BYTES:
-        ctx.add(path, f"{file} is larger than 256 KiB")
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        ctx.add(path, f"{file} is not UTF-8 text")
-        return None
+    return read_text_file(ctx, path, ctx.config_dir / name, _MAX_TEMPLATE_BYTES)
