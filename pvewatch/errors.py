@@ -71,7 +71,7 @@ class SinkError(PvewatchError):
 
 class SinkGone(SinkError):
     """The receiver says the endpoint is gone for good (HTTP 410): delivery disables the
-    sink and keeps its events queued until pvewatch is restarted."""
+    sink and keeps its events queued until pvewatch restarts or reloads its config."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)

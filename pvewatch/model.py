@@ -323,7 +323,7 @@ EVENT_TYPES: Mapping[str, EventType] = {
             "sink.disabled",
             _C,
             "A sink's receiver answered 410 Gone: nothing goes to it until pvewatch restarts "
-            "(its events stay queued). Sent to the other sinks; `cluster` is empty.",
+            "or reloads (its events stay queued). Sent to the other sinks; `cluster` is empty.",
         ),
         EventType("task.failed", _W, "A PVE task (a backup, a migration, ...) failed."),
         EventType("task.warnings", _I, "A PVE task finished with warnings (WARNINGS: n)."),

@@ -95,6 +95,6 @@ def sink_disabled_event(sink: str, reason: str, now: datetime) -> Event:
         time=now,
         cluster="",
         severity=Severity.CRITICAL,
-        summary=f"sink {sink} disabled until pvewatch restarts: {reason}",
+        summary=f"sink {sink} disabled until pvewatch restarts or reloads: {reason}",
         details={"sink": sink, "error": reason},
     )

@@ -11,8 +11,8 @@ The decisions are pure functions (`policy`, `schedule`); this module does the I/
 store is synchronous and called through `asyncio.to_thread`, the sink is awaited with a
 timeout. A sink that raises something unexpected, hangs or fails forever only delays
 its own events: it never ends the loop, and never blocks polling or the other sinks. A
-sink whose receiver answers 410 Gone is disabled until pvewatch restarts; its events
-stay queued.
+sink whose receiver answers 410 Gone is disabled until pvewatch restarts or reloads; its
+events stay queued.
 """
 
 from __future__ import annotations
@@ -326,8 +326,8 @@ class Deliverer:
                 error=reason,
             )
         self._log.error(
-            "sink %s DISABLED: %s. Its events stay queued and are sent when pvewatch "
-            "restarts (fix the sink's url first).",
+            "sink %s DISABLED: %s. Its events stay queued and are sent after pvewatch "
+            "restarts or reloads (fix the sink's url first).",
             self.sink_name,
             reason,
         )

@@ -39,9 +39,9 @@ class Sink(Protocol):
         ...
 
 
-# The table of sink types: `type:` in the config picks the builder. A builder validates
-# the sink's own options and raises one ConfigError listing every problem; it must not do
-# I/O, so config checking can build sinks without touching files or the network.
+# The table of sink types: `type:` in the config picks the builder. A builder trusts
+# `cfg.options`: pvewatch.config.sinks (its own SINK_TYPES table) validated them and
+# reported every problem. Builders do no I/O, so building a sink touches nothing.
 SINK_TYPES: Mapping[str, Callable[[SinkConfig], Sink]] = {
     "log": LogSink.from_config,
     "webhook": WebhookSink.from_config,
