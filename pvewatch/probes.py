@@ -87,7 +87,9 @@ def readiness(clusters: Mapping[str, ClusterProgress], now: float) -> Probe:
     lost = sorted({p.database_error for p in clusters.values() if p.database_error})
     if lost:
         checks.append(Check("database", False, f"{lost[0]}; not leading any cluster"))
-    refused = sorted(name for name, p in clusters.items() if not p.store_ok)
+    # A commit refused for a cluster this replica no longer leads (the poll in flight when
+    # it lost the lock) says nothing about the store; only led clusters count.
+    refused = sorted(name for name, p in clusters.items() if p.leader and not p.store_ok)
     if refused:
         detail = f"the last commit failed (clusters {', '.join(refused)})"
         checks.append(Check("store", False, detail))

@@ -18,6 +18,9 @@ from pvewatch.probes import ClusterProgress, Heartbeat, liveness, readiness
         ({"a": ClusterProgress(10, last_success=69.0)}, False, ["cluster:a"]),
         ({"a": ClusterProgress(10, 99.0), "b": ClusterProgress(1, 90.0)}, False, ["cluster:b"]),
         ({"a": ClusterProgress(10, 99.0, store_ok=False)}, False, ["store"]),
+        # The poll in flight when this replica lost the cluster had its commit refused,
+        # recorded after the cluster went to another replica: not a store problem.
+        ({"a": ClusterProgress(10, 99.0, store_ok=False, leader=False)}, True, []),
     ],
 )
 def test_readiness(clusters: dict[str, ClusterProgress], ready: bool, failing: list[str]) -> None:
