@@ -97,6 +97,26 @@ async def test_rule_state_survives_a_restart() -> None:
     assert second.events == []
 
 
+async def test_a_task_seen_running_is_judged_by_its_end_after_a_restart() -> None:
+    """A start listed with `"status": "running"` is no failure; pvewatch restarts while it
+    runs, and the next process reports how it really ended, once."""
+    source = FakeSource(RUNNING, task_rows=[task("qmstart", pid=1)])
+    start = task("qmstart", 101, node="pve2", start=START, end=None, status=None, pid=2)
+    with SqliteStore(":memory:") as store:
+        await watcher(source, store).poll()  # the baseline
+        source.task_rows = [task("qmstart", pid=1), {**start, "status": "running"}]
+        running = await watcher(source, store).poll()
+        ended = {**start, "status": "start failed: QEMU exited with code 1", "endtime": START + 3}
+        source.task_rows = [task("qmstart", pid=1), ended]
+        first = await watcher(source, store).poll()  # a new process: state from the store
+        second = await watcher(source, store).poll()
+    assert running.events == []
+    assert [e.summary for e in first.events] == [
+        "start (qmstart) of 101 on pve2 failed: start failed: QEMU exited with code 1"
+    ]
+    assert second.events == []
+
+
 async def test_silences_are_read_from_the_store_each_poll() -> None:
     source = FakeSource(RUNNING)
     with SqliteStore(":memory:") as store:

@@ -7,8 +7,9 @@ gathered in one `RulesConfig` that `pvewatch.watch.rules.apply_rules` takes.
   `[{hastate: started}]` (HA already says those guests should run); `[]`: none.
 - `maintenance:` `tag` (default `maintenance`, `""` turns it off) on a guest or node, and
   `ha_maintenance` (default true): a node in HA maintenance mode.
-- `rules:` `tasks` (task.failed / task.warnings and the log tail) and `shape` (hold,
-  flapping, reminders, inhibition: `ShapeConfig`, the shaping step's own keys).
+- `rules:` `tasks` (task.failed / task.warnings, the log tail, the task types never
+  reported: `ignore_types`) and `shape` (hold, flapping, reminders, inhibition:
+  `ShapeConfig`, the shaping step's own keys).
 - `thresholds:` `cpu`, `memory`, `disk` (guests and nodes) and `storage`, each
   `{trigger, clear, for_secs}`; none by default.
 """
@@ -26,11 +27,18 @@ from pvewatch.config.reading import (
     get_str,
     join,
     kind,
+    quote,
 )
 from pvewatch.config.shape import ShapeConfig as ShapeConfig  # re-exported: RulesConfig.shape
 from pvewatch.config.shape import shape_section
 
 DEFAULT_MAINTENANCE_TAG = "maintenance"
+# Console sessions: a browser tab closed or a viewer that never connected ends them with
+# an error ("connection timed out", "failed: exit code 4"), which is no failure of the
+# cluster. PVE names them vncproxy (a guest's noVNC or xterm.js console), spiceproxy (a
+# guest's SPICE console), vncshell (a node's shell), spiceshell (a node's SPICE shell);
+# termproxy is what PBS and PMG call a shell.
+CONSOLE_TASK_TYPES = ("vncproxy", "spiceproxy", "vncshell", "spiceshell", "termproxy")
 THRESHOLD_METRICS = ("cpu", "memory", "disk", "storage")
 
 
@@ -59,6 +67,7 @@ class TaskRules:
     warnings: bool = True  # task.warnings for "WARNINGS: n"
     log_lines: int = 20  # lines of the task log's tail carried in the event
     logs_per_poll: int = 5  # task logs fetched per poll at most; later ones carry none
+    ignore_types: frozenset[str] = frozenset(CONSOLE_TASK_TYPES)  # never reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,7 @@ class RulesConfig:
 _EXPECT_KEYS = frozenset({"cluster", "tag", "pool", "vmid", "name", "hastate", "all"})
 _MAINTENANCE_KEYS = frozenset({"tag", "ha_maintenance"})
 _RULES_KEYS = frozenset({"tasks", "shape"})
-_TASK_KEYS = frozenset({"failed", "warnings", "log_lines", "logs_per_poll"})
+_TASK_KEYS = frozenset({"failed", "warnings", "log_lines", "logs_per_poll", "ignore_types"})
 _THRESHOLD_KEYS = frozenset({"trigger", "clear", "for_secs"})
 _DAY = 86_400.0
 
@@ -169,7 +178,27 @@ def _tasks(ctx: Ctx, value: object) -> TaskRules:
         logs_per_poll=get_integer(
             ctx, "rules.tasks.logs_per_poll", m.get("logs_per_poll"), 5, 0, 100
         ),
+        ignore_types=_task_types(ctx, "rules.tasks.ignore_types", m.get("ignore_types")),
     )
+
+
+def _task_types(ctx: Ctx, path: str, value: object) -> frozenset[str]:
+    """A list of task types (`[]`: report every type); absent: the console types."""
+    if value is None:
+        return TaskRules().ignore_types
+    if not isinstance(value, list):
+        ctx.add(path, f"expected a list of task types such as vncproxy, got {kind(value)}")
+        return TaskRules().ignore_types
+    types = set()
+    for i, item in enumerate(value):
+        name = get_str(ctx, f"{path}[{i}]", item)
+        if name is None:
+            continue
+        if not name or any(c in name for c in ":/") or name != "".join(name.split()):
+            ctx.add(f"{path}[{i}]", f"{quote(name)} is not a task type (no :, / or spaces)")
+            continue
+        types.add(name)
+    return frozenset(types)
 
 
 def _shape(ctx: Ctx, value: object) -> ShapeConfig:

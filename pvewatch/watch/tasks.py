@@ -1,12 +1,19 @@
 """PVE tasks from `/cluster/tasks`: parsed rows, and `task.failed` / `task.warnings` for
 tasks that finished since the last poll. Pure.
 
+Only a finished task is judged: one with an `endtime` and an exit status (`OK`,
+`WARNINGS: n` or an error text, FACTS.md §3.2). A running task has neither (§3.3); a row
+that says `"status": "running"` (some versions and tools send it), or has only one of the
+two, is running too, and is judged when a later poll lists it finished.
+
 Each finished task is reported once, across restarts: the rule state keeps the UPIDs
-already reported (`reported`, with their end times) and the newest end time seen
-(`watermark`). The first read is the baseline: the up to 25 finished tasks per node PVE
-keeps are history, marked reported, never events. After that, a finished task is new
-when it is not in `reported` and did not end long before the watermark (so a node's
-list that vanishes and comes back, e.g. after a pmxcfs restart, is not reported again).
+already reported (`reported`, with their end times), the newest end time seen
+(`watermark`) and the tasks seen running (`running`, with their start times). The first
+read is the baseline: the up to 25 finished tasks per node PVE keeps are history, marked
+reported, never events. After that, a finished task is new when it is not in `reported`
+and either was seen running or did not end long before the watermark (so a node's list
+that vanishes and comes back, e.g. after a pmxcfs restart, is not reported again).
+Task types in `ignore_types` (console sessions by default) are never reported.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ if TYPE_CHECKING:
 # A task that ended this long before the newest end time seen is history, never news.
 REPORT_WINDOW_SECS = 6 * 3600
 _MAX_REPORTED = 10_000
+# A task seen running that is no longer listed is remembered this long after its start
+# (its node's list may come back), at most this many.
+RUNNING_MEMORY_SECS = 7 * 86_400
+_MAX_RUNNING = 2_000
 
 # What kind of cause a task type is (FACTS.md §3.1); other types are "user".
 TASK_KINDS: Mapping[str, str] = {
@@ -116,10 +127,10 @@ def _task(row: Mapping[str, object]) -> Task | None:
         upid = parse_upid(text)
     except ValueError:
         return None
-    status = row.get("status")
+    status = exit_status(row.get("status"))
     endtime = _int(row.get("endtime"))
     starttime = _int(row.get("starttime"))
-    finished = isinstance(status, str) and status != ""
+    finished = status is not None and endtime is not None and endtime > 0
     return Task(
         upid=text,
         node=upid.node,
@@ -127,9 +138,17 @@ def _task(row: Mapping[str, object]) -> Task | None:
         id=upid.id,
         user=upid.user if upid.tokenid is None else f"{upid.user}!{upid.tokenid}",
         starttime=starttime if starttime is not None else upid.starttime,
-        endtime=(endtime if endtime is not None else upid.starttime) if finished else None,
-        status=status if finished and isinstance(status, str) else None,
+        endtime=endtime if finished else None,
+        status=status if finished else None,
     )
+
+
+def exit_status(value: object) -> str | None:
+    """The exit status a row's `status` says, or None when it says the task still runs:
+    absent, not a string, empty, or `running` (which no exit status is, FACTS.md §3.2)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return None if value.strip().lower() == "running" else value
 
 
 def _int(value: object) -> int | None:
@@ -147,7 +166,7 @@ def logs_wanted(rows: Sequence[object] | None, state: object, config: TaskRules)
     most `logs_per_poll` (the others are reported without a tail)."""
     if rows is None or not config.failed or config.log_lines == 0:
         return []
-    fresh = [t for t in _new_finished(parse_tasks(rows), state) if t.outcome == "failed"]
+    fresh = [t for t in _reportable(parse_tasks(rows), state, config) if t.outcome == "failed"]
     fresh.sort(key=lambda t: (t.endtime or 0, t.upid), reverse=True)
     return fresh[: config.logs_per_poll]
 
@@ -163,41 +182,49 @@ def task_events(
     finished = [t for t in tasks if t.endtime is not None]
     fresh = _new_finished(tasks, state)
     events = []
-    for task in sorted(fresh, key=lambda t: (t.endtime or 0, t.upid)):
+    for task in sorted(_reportable(tasks, state, config), key=lambda t: (t.endtime or 0, t.upid)):
         wanted = config.failed if task.outcome == "failed" else config.warnings
         if wanted and task.outcome in ("failed", "warnings"):
             events.append(_event(task, inp, inp.task_logs.get(task.upid), config.log_lines))
-    return events, _next_state(state, finished, fresh, inp.now)
+    return events, _next_state(state, tasks, finished, fresh, inp.now)
+
+
+def _reportable(tasks: Sequence[Task], state: object, config: TaskRules) -> list[Task]:
+    """The newly finished tasks whose outcome may be reported (not an ignored type)."""
+    return [t for t in _new_finished(tasks, state) if t.type not in config.ignore_types]
 
 
 def _new_finished(tasks: Sequence[Task], state: object) -> list[Task]:
     if not isinstance(state, dict):
         return []  # no baseline yet: everything listed now is history
-    reported = state.get("reported")
-    reported = reported if isinstance(reported, dict) else {}
+    reported = _mapping(state, "reported")
+    running = _mapping(state, "running")
     watermark = _int(state.get("watermark")) or 0
     fresh = {
         t.upid: t
         for t in tasks
         if t.endtime is not None
         and t.upid not in reported
-        and t.endtime >= watermark - REPORT_WINDOW_SECS
+        and (t.upid in running or t.endtime >= watermark - REPORT_WINDOW_SECS)
     }
     return list(fresh.values())  # one per UPID, should a list repeat a row
 
 
 def _next_state(
-    state: object, finished: Sequence[Task], fresh: Sequence[Task], now: datetime
+    state: object,
+    tasks: Sequence[Task],
+    finished: Sequence[Task],
+    fresh: Sequence[Task],
+    now: datetime,
 ) -> dict[str, Any]:
+    ends = [t.endtime for t in finished if t.endtime is not None]
+    reported: dict[str, object]
     if not isinstance(state, dict):
-        ends = [t.endtime for t in finished if t.endtime is not None]
         watermark = max(ends, default=int(now.timestamp()))
         reported = {t.upid: t.endtime for t in finished}
     else:
-        old = state.get("reported")
-        reported = dict(old) if isinstance(old, dict) else {}
+        reported = dict(_mapping(state, "reported"))
         reported.update({t.upid: t.endtime for t in fresh})
-        ends = [t.endtime for t in finished if t.endtime is not None]
         watermark = max([_int(state.get("watermark")) or 0, *ends])
     cutoff = watermark - REPORT_WINDOW_SECS
     recent = sorted(
@@ -205,7 +232,31 @@ def _next_state(
         key=lambda item: item[1],
         reverse=True,
     )
-    return {"watermark": watermark, "reported": dict(recent[:_MAX_REPORTED])}
+    return {
+        "watermark": watermark,
+        "reported": dict(recent[:_MAX_REPORTED]),
+        "running": _still_running(state, tasks, max(watermark, int(now.timestamp()))),
+    }
+
+
+def _still_running(state: object, tasks: Sequence[Task], now: int) -> dict[str, int]:
+    """The tasks seen running and not seen finished: the ones listed running now, and the
+    ones seen before that are not listed now (their node's list may be gone for a while)."""
+    listed = {t.upid for t in tasks}
+    before = _mapping(state, "running") if isinstance(state, dict) else {}
+    kept = {
+        upid: start
+        for upid, start in before.items()
+        if upid not in listed and isinstance(start, int) and start >= now - RUNNING_MEMORY_SECS
+    }
+    kept.update({t.upid: t.starttime for t in tasks if t.endtime is None})
+    newest = sorted(kept.items(), key=lambda item: item[1], reverse=True)
+    return dict(newest[:_MAX_RUNNING])
+
+
+def _mapping(state: Mapping[str, object], key: str) -> Mapping[str, object]:
+    value = state.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _event(task: Task, inp: RuleInput, log: Sequence[str] | None, lines: int) -> Event:

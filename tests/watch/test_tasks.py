@@ -57,24 +57,125 @@ def test_parse_the_facts_example() -> None:
     assert parsed[1].vmid is None
 
 
-@pytest.mark.parametrize(
-    ("status", "outcome"),
-    [
-        ("OK", "ok"),
-        ("WARNINGS: 3", "warnings"),
-        ("job errors", "failed"),
-        ("unexpected status", "failed"),
-        ("received interrupt", "failed"),
-        (None, "running"),
-        ("", "running"),
-    ],
-)
-def test_outcome_of_an_exit_status(status: str | None, outcome: str) -> None:
-    row = task("vzdump", end=T if status is not None else None, status=status)
-    if status == "":
-        row["status"] = ""
-    [parsed] = tasks.parse_tasks([row])
-    assert parsed.outcome == outcome
+MISSING = object()  # the key is absent from the row
+# How rows of tasks still running look: PVE omits status and endtime (FACTS §3.3); some
+# versions and tools send "running", or one of the two without the other.
+RUNNING_FORMS: list[tuple[object, object]] = [
+    (MISSING, MISSING),
+    (None, None),
+    ("", MISSING),
+    ("  ", T),
+    ("running", MISSING),
+    ("running", T),
+    ("RUNNING", T),
+    (" Running ", MISSING),
+    (1, T),
+    ("OK", MISSING),
+    ("job errors", None),
+    ("job errors", 0),
+    ("WARNINGS: 1", "soon"),
+    (MISSING, T),
+]
+FINISHED_FORMS: list[tuple[object, object, str]] = [
+    ("OK", T, "ok"),
+    ("OK", str(T), "ok"),
+    ("WARNINGS: 3", T, "warnings"),
+    ("job errors", T, "failed"),
+    ("unexpected status", T, "failed"),
+    ("received interrupt", T, "failed"),
+    ("migration aborted", T, "failed"),
+    ("command 'x' failed: exit code 4", T, "failed"),
+]
+
+
+def row_with(status: object, endtime: object, **kwargs: Any) -> Row:
+    row = task("vzdump", end=None, status=None, **kwargs)
+    row.pop("pid")
+    for key, value in (("status", status), ("endtime", endtime)):
+        if value is not MISSING:
+            row[key] = value
+    return row
+
+
+@pytest.mark.parametrize(("status", "endtime"), RUNNING_FORMS)
+def test_a_task_without_an_end_and_an_exit_status_is_running(
+    status: object, endtime: object
+) -> None:
+    [parsed] = tasks.parse_tasks([row_with(status, endtime)])
+    assert (parsed.outcome, parsed.endtime, parsed.status) == ("running", None, None)
+
+
+@pytest.mark.parametrize(("status", "endtime", "outcome"), FINISHED_FORMS)
+def test_outcome_of_an_exit_status(status: str, endtime: object, outcome: str) -> None:
+    [parsed] = tasks.parse_tasks([row_with(status, endtime)])
+    assert (parsed.outcome, parsed.endtime, parsed.status) == (outcome, T, status)
+
+
+@pytest.mark.parametrize(("status", "endtime"), RUNNING_FORMS)
+@pytest.mark.parametrize(("final", "_", "outcome"), FINISHED_FORMS)
+@pytest.mark.parametrize("restart", [False, True], ids=["same process", "restart"])
+def test_a_task_seen_running_is_judged_once_when_it_ends(
+    status: object, endtime: object, final: str, _: object, outcome: str, restart: bool
+) -> None:
+    """Never judged while running, whatever the row says; judged by its real end, once,
+    also when pvewatch restarted in between (the state goes through the store's JSON)."""
+    state = after_baseline(task("qmstart", pid=9))
+    running = row_with(status, endtime, start=T - 60)
+    events, state = run([running, task("qmstart", pid=9)], state)
+    assert events == []
+    events, state = run([running], state)  # still running at the next poll
+    assert events == []
+    if restart:
+        state = json.loads(json.dumps(state))
+    ended = row_with(final, T + 30, start=T - 60)
+    events, state = run([ended, task("qmstart", pid=9)], state)
+    expected = {"ok": [], "warnings": ["task.warnings"], "failed": ["task.failed"]}[outcome]
+    assert [e.type for e in events] == expected
+    if events:
+        assert events[0].details["status"] == final
+        assert events[0].summary.endswith(final)
+    assert run([ended, task("qmstart", pid=9)], state)[0] == []
+
+
+def test_a_task_seen_running_is_judged_even_when_its_list_comes_back_much_later() -> None:
+    """pve3's list showed a backup running, then pve3 was gone for 12 h while the others
+    went on; when its list is back, the backup's real end is reported (late but true)."""
+    state = after_baseline(task("qmstart", pid=1))
+    backup = task("vzdump", node="pve3", start=T, end=None, status=None, pid=3)
+    _, state = run([backup, task("qmstart", pid=1)], state)
+    for hour in range(1, 13):  # the other nodes' tasks move the watermark on
+        other = task("qmstart", pid=100 + hour, start=T + 3600 * hour, end=T + 3600 * hour + 5)
+        _, state = run([other], state)
+    ended = task("vzdump", node="pve3", start=T, end=T + 600, status="job errors", pid=3)
+    events, _ = run([ended], state)
+    assert [e.type for e in events] == ["task.failed"]
+
+
+def test_tasks_seen_running_are_remembered_bounded() -> None:
+    state = after_baseline()
+    rows = [task("qmstart", i, start=T - i, end=None, status=None, pid=i) for i in range(3000)]
+    _, state = run(rows, state)
+    assert len(state["running"]) == 2000
+    _, state = run([], state)  # none listed: kept a while (a node's list may come back)
+    assert len(state["running"]) == 2000
+    later = task("qmstart", start=T + 8 * 86_400, end=T + 8 * 86_400 + 1, pid=99_999)
+    _, state = run([later], state)
+    assert state["running"] == {}
+
+
+@pytest.mark.parametrize("kind", ["vncproxy", "spiceproxy", "vncshell", "spiceshell", "termproxy"])
+def test_console_sessions_are_not_failures_by_default(kind: str) -> None:
+    """Real lists: "connection timed out", "...failed: exit code 4" when a tab closes."""
+    state = after_baseline()
+    closed = task(kind, status="connection timed out", pid=1)
+    real = task("vzdump", status="job errors", pid=2)
+    assert tasks.logs_wanted([closed, real], state, CONFIG) == tasks.parse_tasks([real])
+    events, state = run([closed, real], state)
+    assert [e.details["task_type"] for e in events] == ["vzdump"]
+    assert closed["upid"] in state["reported"]  # judged (as nothing), not kept pending
+    every = TaskRules(ignore_types=frozenset())
+    events, _ = run([closed, real], after_baseline(), every)
+    assert sorted(str(e.details["task_type"]) for e in events) == sorted([kind, "vzdump"])
 
 
 def test_rows_that_are_not_tasks_are_skipped() -> None:
