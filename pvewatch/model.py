@@ -280,10 +280,15 @@ EVENT_TYPES: Mapping[str, EventType] = {
     for t in (
         EventType("guest.added", _I, "A VM or container appeared."),
         EventType("guest.removed", _W, "A VM or container disappeared."),
-        EventType("guest.started", _I, "A guest went from stopped (or another state) to running."),
+        EventType("guest.started", _I, "A guest went from stopped (or not yet known) to running."),
         EventType("guest.stopped", _W, "A running guest stopped."),
         EventType("guest.paused", _W, "A VM was paused."),
-        EventType("guest.resumed", _I, "A paused or suspended VM runs again."),
+        EventType(
+            "guest.resumed",
+            _I,
+            "A VM runs again after a paused QEMU run state (paused, suspended, io-error, "
+            "prelaunch, ...): same QEMU process; ends the problem the bad state started.",
+        ),
         EventType(
             "guest.status_changed",
             _W,

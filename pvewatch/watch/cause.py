@@ -41,7 +41,8 @@ _CANDIDATES: Mapping[str, tuple[str, ...]] = {
     "guest.stopped": (*_STOP, *_REBOOT, "qmsuspend", "vzdump", *_MIGRATE),
     "guest.started": (*_START, *_REBOOT, "qmresume", "vzdump", *_MIGRATE),
     "guest.paused": ("qmpause", "qmsuspend", "vzsuspend", "vzdump", *_MIGRATE),
-    "guest.resumed": ("qmresume", "vzresume", "qmstart", "vzdump", *_MIGRATE),
+    # The QEMU process was kept (diff.QEMU_PAUSED_STATES): no start task explains it.
+    "guest.resumed": ("qmresume", "vzresume", "vzdump", *_MIGRATE),
     "guest.migrated": _MIGRATE,
     "guest.status_changed": (
         *(*_START, *_STOP, *_REBOOT),

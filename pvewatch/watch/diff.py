@@ -162,9 +162,15 @@ def _guest_status(old: str | None, new: str | None) -> tuple[str, Severity | Non
         return None
     from_no_info = old in _NO_INFO
     if new == "running":
-        if old in ("paused", "suspended"):
-            return "guest.resumed", None, "resumed"
-        return "guest.started", None, "started"
+        if from_no_info or old == "stopped":
+            return "guest.started", None, "started"
+        # Any other status is a QEMU run state (qemu qapi/run-state.json, FACTS.md §2.5):
+        # paused, suspended, io-error, internal-error, guest-panicked, watchdog, prelaunch,
+        # shutdown, inmigrate, postmigrate, finish-migrate, save-vm, restore-vm, debug,
+        # colo. In each the vCPUs stop but the QEMU process lives on (PVE shows a VM
+        # without one as stopped), so leaving it for running is a resume, not a start.
+        what = "resumed" if old in ("paused", "suspended") else f"resumed from {old}"
+        return "guest.resumed", None, what
     if new == "stopped":
         return None if from_no_info else ("guest.stopped", None, "stopped")
     if new == "paused" and not from_no_info:

@@ -211,6 +211,11 @@ def test_ha_recovery_is_ha_without_a_task() -> None:
         (vm(), vm(status="paused"), [task("qmpause")], "user"),
         (vm(status="paused"), vm(), [task("qmresume")], "user"),
         (vm(), vm(status="io-error"), [], "unplanned"),
+        # The QEMU process was kept: a start (which would fail on it) explains nothing.
+        (vm(status="io-error"), vm(), [task("qmstart", user="alice@pve")], "unknown"),
+        (vm(status="io-error"), vm(), [task("qmresume", user="alice@pve")], "user"),
+        (vm(status="prelaunch"), vm(), [task("qmstart", user="alice@pve")], "unknown"),
+        (vm(status="suspended"), vm(), [task("vzdump")], "backup"),
         (ct(status="stopped"), ct(), [task("vzstart", 200)], "user"),
     ],
 )

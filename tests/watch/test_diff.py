@@ -49,8 +49,14 @@ GUEST_STATUS = [
     case(
         [vm(status="prelaunch")],
         [vm()],
-        [("guest.started", INFO, "VM 100 (web1) on pve1 started")],
+        [("guest.resumed", INFO, "VM 100 (web1) on pve1 resumed from prelaunch")],
         "prelaunch→running",
+    ),
+    case(
+        [vm(status="io-error")],
+        [vm()],
+        [("guest.resumed", INFO, "VM 100 (web1) on pve1 resumed from io-error")],
+        "io-error→running",
     ),
     case(
         [vm(status="paused")],
@@ -370,6 +376,53 @@ def test_event_type_severity_and_summary(
     for e in events:
         assert e.type in EVENT_TYPES
         assert (e.cluster, e.time, e.cause, e.detected_late) == (CLUSTER, NOW, None, False)
+
+
+# QEMU's RunState enum, in its order (qemu qapi/run-state.json; FACTS.md §2.5), and what
+# else PVE shows as a VM's status: stopped (no QEMU process), unknown (no metrics).
+QEMU_RUN_STATES = [
+    "debug", "inmigrate", "internal-error", "io-error", "paused", "postmigrate",
+    "prelaunch", "finish-migrate", "restore-vm", "running", "save-vm", "shutdown",
+    "suspended", "watchdog", "guest-panicked", "colo",
+]  # fmt: skip
+VM_STATUSES = [*QEMU_RUN_STATES, "stopped", "unknown"]
+CRASHED = {"io-error", "internal-error", "guest-panicked"}
+
+
+def expected_transition(old: str, new: str) -> tuple[str, str] | None:
+    """What a VM's status change is, stated per target state: (type, severity)."""
+    if new == "unknown" or (old == "unknown" and new == "stopped"):
+        return None  # no information; a new guest's first status being the default
+    if new == "running":
+        # Only from stopped (or not yet known) is there a new QEMU process; from every
+        # other run state the same process continues.
+        return ("guest.started", INFO) if old in ("stopped", "unknown") else ("guest.resumed", INFO)
+    if new == "stopped":
+        return "guest.stopped", WARN
+    if new == "paused" and old != "unknown":
+        return "guest.paused", WARN
+    return "guest.status_changed", CRIT if new in CRASHED else WARN
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [(a, b) for a in VM_STATUSES for b in VM_STATUSES if a != b]
+)
+def test_every_pair_of_vm_statuses(old: str, new: str) -> None:
+    before = skeletal(vm()) if old == "unknown" else vm(status=old)
+    after = skeletal(vm()) if new == "unknown" else vm(status=new)
+    events = events_between([before], [after])
+    expected = expected_transition(old, new)
+    assert [(e.type, e.severity.value) for e in events] == ([expected] if expected else [])
+    for e in events:
+        assert e.change == Change("status", old, new)
+
+
+def test_a_run_state_newer_than_this_list_is_resumed_from_too() -> None:
+    """FACTS §8: status enums are open; PVE shows a VM without a QEMU process as stopped."""
+    events = events_between([vm(status="some-new-state")], [vm()])
+    assert [(e.type, e.summary) for e in events] == [
+        ("guest.resumed", "VM 100 (web1) on pve1 resumed from some-new-state")
+    ]
 
 
 def test_every_resource_event_type_is_covered_by_the_tables() -> None:
