@@ -24,6 +24,7 @@ from pvewatch.store import Routing, Store
 from pvewatch.watch import health, tasks, thresholds
 from pvewatch.watch.diff import diff
 from pvewatch.watch.normalize import Normalizer, carry_forward, implausible
+from pvewatch.watch.quorum import read_quorate
 from pvewatch.watch.rules import RuleInput, apply_rules
 
 # Task log lines fetched per failed task; the event keeps the last `rules.tasks.log_lines`.
@@ -156,18 +157,15 @@ class ClusterWatcher:
         return await self._succeeded(rows, quorate, await self._tasks())
 
     async def _quorate(self) -> bool | None:
-        """Quorum from /cluster/status; None when it cannot be read (no Sys.Audit on /, or
-        pvedaemon down): quorum is then unknown, which is not a reason to fail the poll."""
+        """Quorum from /cluster/status (`read_quorate`); None when it cannot be read (no
+        Sys.Audit on /, or pvedaemon down): quorum is then unknown, which is not a reason
+        to fail the poll."""
         try:
             status = await self._source.cluster_status()
         except SourceError as e:
             self._log.debug("cluster %s: no quorum information (%s): %s", self.cluster, e.kind, e)
             return None
-        for row in status:
-            if row.get("type") == "cluster":
-                return bool(row.get("quorate"))
-        # A standalone node has no cluster entry, and is its own quorum.
-        return True if status else None
+        return read_quorate(status)
 
     async def _tasks(self) -> list[dict[str, Any]] | None:
         """/cluster/tasks, to explain changes; None when it cannot be read: causes are then

@@ -117,6 +117,8 @@ async def test_observer_sees_baseline_change_and_failure() -> None:
         ([{"type": "cluster", "id": "cluster", "quorate": 1}, {"type": "node"}], True),
         ([{"type": "node"}, {"type": "cluster", "id": "cluster", "quorate": 0}], False),
         ([{"type": "node", "id": "node/pve", "local": 1, "online": 1}], True),  # standalone
+        ([{"type": "cluster", "id": "cluster", "quorate": "0"}, {"type": "node"}], False),
+        ([{"type": "cluster", "id": "cluster"}, {"type": "node"}], None),  # says nothing
         ([], None),
         (SourceAuthError("403 Permission check failed (/, Sys.Audit)"), None),
         (SourceUnreachable("595 Connection refused"), None),
