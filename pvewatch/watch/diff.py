@@ -234,7 +234,7 @@ def _label(r: Resource) -> str:
     if r.type in GUEST_TYPES:
         noun = "template" if r.template else ("VM" if r.type == "qemu" else "CT")
         ident = f"{noun} {r.vmid if r.vmid is not None else r.id}"
-        return f"{ident} ({r.name})" if r.name else ident
+        return f"{ident} ({r.name})" if r.name and not _default_name(r) else ident
     if r.type == "node":
         return f"node {r.node or _last_segment(r.id)}"
     if r.type == "pool":
@@ -247,6 +247,12 @@ def _label(r: Resource) -> str:
         kind = r.attrs.get("network-type") or "entry"
         return f"network {kind} {r.attrs.get('network') or _last_segment(r.id)}{_at_node(r)}"
     return f"{r.type} {r.id}"
+
+
+def _default_name(r: Resource) -> bool:
+    """The name PVE gives a guest that has none (FACTS.md §2.2): "VM 100", "CT100"; it
+    says nothing the label does not already say."""
+    return r.name == (f"VM {r.vmid}" if r.type == "qemu" else f"CT{r.vmid}")
 
 
 def label(r: Resource) -> str:

@@ -110,5 +110,5 @@ def test_new_vm_from_fog_capture_unknown_then_running() -> None:
     assert [e.type for e in diff(baseline, created, NOW)] == ["guest.added"]
     events = diff(created, poll(created, running, LATER), LATER)
     assert [(e.type, e.summary) for e in events] == [
-        ("guest.started", "VM 100 (VM 100) on pve started")
+        ("guest.started", "VM 100 on pve started")  # PVE's default name, said once
     ]

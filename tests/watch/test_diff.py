@@ -425,6 +425,23 @@ def test_a_run_state_newer_than_this_list_is_resumed_from_too() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("guest", "summary"),
+    [
+        (vm(name="VM 100"), "VM 100 on pve1 stopped"),  # PVE's default name: said once
+        (ct(name="CT200"), "CT 200 on pve1 stopped"),
+        (vm(name="VM 100", template=1), "template 100 on pve1 stopped"),
+        (vm(name="VM 101"), "VM 100 (VM 101) on pve1 stopped"),  # another guest's: kept
+        (vm(name="CT100"), "VM 100 (CT100) on pve1 stopped"),  # a VM may be called that
+        (ct(name="VM 200"), "CT 200 (VM 200) on pve1 stopped"),
+        (vm(name="vm 100"), "VM 100 (vm 100) on pve1 stopped"),
+    ],
+)
+def test_a_default_name_is_not_said_twice(guest: Row, summary: str) -> None:
+    [event] = events_between([guest], [{**guest, "status": "stopped"}])
+    assert event.summary == summary
+
+
 def test_every_resource_event_type_is_covered_by_the_tables() -> None:
     tables = GUEST_STATUS + GUEST_FIELDS + EXISTENCE + OTHER_STATUS
     covered = {t for param in tables for t, _, _ in param.values[2]}
