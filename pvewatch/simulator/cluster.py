@@ -23,7 +23,13 @@ from typing import Any
 
 from pvewatch.simulator import SimOptions, churn
 from pvewatch.simulator.build import build_layout
-from pvewatch.simulator.edits import ControlError, merge_fields, merge_row
+from pvewatch.simulator.edits import (
+    ControlError,
+    membership,
+    merge_fields,
+    merge_row,
+    node_status,
+)
 from pvewatch.simulator.entities import Guest, Node, Row, pool_row
 from pvewatch.simulator.tasks import Task, TaskBook
 
@@ -55,6 +61,7 @@ class SimCluster:
         self.tasks = TaskBook()
         self.pending: list[churn.PendingOp] = []
         self.raw_rows: list[Row] | None = None
+        self.raw_members: dict[str, bool] = {}  # corosync membership set in raw mode
         self._edits = 0  # bumped on every change, so cached bodies know when to rebuild
         self._creating: set[str] = set()
         self._next_pid = 4000 + options.seed % 1000
@@ -111,23 +118,34 @@ class SimCluster:
 
     def replace_resources(self, rows: list[Row]) -> None:
         self.raw_rows = copy.deepcopy(rows)
+        self.raw_members.clear()
         self.changed()
 
     def reset_resources(self) -> None:
         self.raw_rows = None
+        self.raw_members.clear()
         self.changed()
 
     def patch(self, rid: str, fields: Row, now: float) -> None:
         self.changed()
         if self.raw_rows is not None:
+            fields = dict(fields)
+            member = fields.pop("corosync", None) if rid.startswith("node/") else None
             merge_row(self._raw_row(rid), fields)
+            if member is not None:
+                self.raw_members[rid[len("node/") :]] = membership(member, rid)
             return
         fields = dict(fields)
         if rid.startswith("node/"):
             node = self._node(rid)
             status = fields.pop("status", None)
+            member = fields.pop("corosync", None)
+            status = node_status(status, rid) if status is not None else None
+            member = membership(member, rid) if member is not None else None
             if status is not None:
-                self.set_node_online(node.name, status == "online", now)
+                self.set_node_status(node.name, status, now)
+            if member is not None:
+                self.set_node_online(node.name, member, now)
             merge_fields(node, fields, rid)
         elif rid in self.guests:
             self._patch_guest(self.guests[rid], fields, now)
@@ -182,10 +200,24 @@ class SimCluster:
         self.changed()
         return guest.id
 
+    def set_node_status(self, name: str, status: str, now: float) -> None:
+        """online: a member whose pvestatd reports; offline: not a corosync member (the
+        offline timeline); unknown: a member whose pvestatd stopped reporting long enough
+        ago that its metrics expired (FACTS.md §2.9 #5): its guests and storages are
+        unknown too, and /cluster/status still counts it online."""
+        node = self._node(f"node/{name}")
+        if status == "offline":
+            self.set_node_online(name, False, now)
+            return
+        node.reporting = status == "online"
+        self.set_node_online(name, True, now)
+
     def set_node_online(self, name: str, online: bool, now: float, reboot: bool = False) -> None:
+        """Corosync membership; a reboot also restarts pvestatd."""
         node = self._node(f"node/{name}")
         if online and reboot:
             node.boot_at = now
+            node.reporting = True
             for guest in self.guests.values():
                 if guest.node == name and guest.live:
                     guest.started_at = now
@@ -257,8 +289,11 @@ class SimCluster:
         return (at // self.cycle_secs) * self.cycle_secs
 
     def _expired(self, node: Node, now: float) -> bool:
+        """Whether the node's metrics entry is gone: its pvestatd stopped reporting, or it
+        left corosync at least `offline_expiry_secs` ago."""
         since = node.offline_since
-        return since is not None and now - since >= self.options.offline_expiry_secs
+        gone = since is not None and now - since >= self.options.offline_expiry_secs
+        return gone or not node.reporting
 
     def _still_creating(self, now: float) -> tuple[str, ...]:
         done = {
@@ -270,13 +305,17 @@ class SimCluster:
         return tuple(sorted(self._creating))
 
     def _status_nodes(self) -> list[tuple[str, bool]]:
+        """Each node and whether it is a corosync member: `online` in /cluster/status. A
+        node whose resources row says unknown (pvestatd silent) is still a member."""
         if self.raw_rows is None:
             return [(n.name, n.online) for n in self.nodes.values()]
-        return [
-            (str(r.get("node")), r.get("status") == "online")
-            for r in self.raw_rows
-            if r.get("type") == "node"
-        ]
+        found = []
+        for row in self.raw_rows:
+            if row.get("type") == "node":
+                name = str(row.get("node"))
+                member = row.get("status") in ("online", "unknown")
+                found.append((name, self.raw_members.get(name, member)))
+        return found
 
     def _patch_guest(self, guest: Guest, fields: Row, now: float) -> None:
         status = fields.get("status")

@@ -5,7 +5,9 @@
     DELETE /_sim/resources            back to the simulated cluster
     POST   /_sim/resources            create a guest {"id": "qemu/150", "node": ..., ...}
     PATCH  /_sim/resources/{id}       merge fields (`null` removes); node status offline
-                                      or online follows the real timeline
+                                      or online follows the real timeline, unknown is a
+                                      member whose pvestatd is silent; node `corosync`
+                                      online|offline: membership alone
     DELETE /_sim/resources/{id}       remove one resource
     GET    /_sim/tasks                every task, as /cluster/tasks rows
     POST   /_sim/tasks                {"type","id","node","user"[,"status"][,"log"]} -> upid;

@@ -3,7 +3,8 @@
 A field that names an entity attribute (with `-` read as `_`, e.g. `cgroup-mode`) sets
 that attribute after a type check; any other field lands in `extra` and is rendered as
 given. `null` removes an optional field. Status changes that have a timeline (a guest
-starting, a node going offline) are handled by the cluster before this runs.
+starting, a node going offline) and a node's `corosync` membership are handled by the
+cluster before this runs (`node_status`, `membership` check their values).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _INTERNAL = frozenset(
         "rates",
         "online",
         "offline_since",
+        "reporting",
         "boot_at",
         "nodeid",
         "ip",
@@ -75,3 +77,18 @@ def _set_checked(entity: Any, attr: str, value: Any, where: str) -> None:
     if not isinstance(value, str):
         raise ControlError(f"{where}: field {attr!r} must be a string, got {value!r}")
     setattr(entity, attr, value)
+
+
+def node_status(value: object, where: str) -> str:
+    """A node's `status`: online, offline (not a corosync member) or unknown (a member
+    whose pvestatd is silent)."""
+    if value not in ("online", "offline", "unknown"):
+        raise ControlError(f"{where}: status must be online, offline or unknown, got {value!r}")
+    return str(value)
+
+
+def membership(value: object, where: str) -> bool:
+    """A node's `corosync` membership, set apart from its status: online or offline."""
+    if value not in ("online", "offline"):
+        raise ControlError(f"{where}: corosync must be online or offline, got {value!r}")
+    return value == "online"

@@ -32,22 +32,31 @@ class Node:
     level: str = ""
     cgroup_mode: int = 2
     hastate: str | None = None
-    online: bool = True
+    online: bool = True  # a corosync member: `online` in /cluster/status
     offline_since: float | None = None
+    reporting: bool = True  # its pvestatd reports (False: a member shown `unknown`)
     extra: Row = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         return f"node/{self.name}"
 
+    @property
+    def status(self) -> str:
+        """What /cluster/resources says (FACTS.md §2.5): offline when not a corosync
+        member; unknown when a member whose pvestatd no longer reports; else online."""
+        if not self.online:
+            return "offline"
+        return "online" if self.reporting else "unknown"
+
     def row(self, metrics_at: float, *, fresh: bool) -> Row:
         """`fresh`: the node's last metrics entry is younger than the expiry (§2.9)."""
         row: Row = {"id": self.id, "type": "node", "node": self.name}
-        row["status"] = "online" if self.online else "offline"
+        row["status"] = self.status
         if fresh:
             row.update(level=self.level, maxcpu=self.maxcpu, maxmem=self.maxmem)
             row["maxdisk"] = self.maxdisk
-        if self.online:
+        if self.status == "online":
             cycle = int(metrics_at // 10)
             row["uptime"] = max(0, int(metrics_at - self.boot_at))
             row["cpu"] = round(self.cpu * (0.6 + 0.8 * _jitter(self.nodeid, cycle)), 6)

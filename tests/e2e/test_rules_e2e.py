@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pvewatch.config import Config
 from pvewatch.config.rules import ExpectRule, RulesConfig
 from pvewatch.config.shape import ShapeConfig
@@ -175,6 +177,30 @@ def test_quorum_lost_and_regained(tmp_path: Path) -> None:
         ("cluster.quorum_regained", "info"),
     ]
     assert quorum[0]["summary"] == "cluster e2e lost quorum (1 of 3 nodes online)"
+
+
+@pytest.mark.parametrize("nodes", [2, 3])
+def test_a_node_with_a_silent_pvestatd_keeps_the_quorum(tmp_path: Path, nodes: int) -> None:
+    """pve2's pvestatd dies: its status turns `unknown`, but it is still a corosync member
+    (`online: 1` in /cluster/status), so the cluster keeps its quorum, even on 2 nodes.
+    Only when pve2 leaves corosync too does a 2-node cluster lose it."""
+    with simulator(nodes=nodes) as sim:
+        config = rules_config(sim, tmp_path)
+        with watching(config):
+            sim_call(sim, "PATCH", "/resources/node/pve2", {"status": "unknown"})
+            wait_for(lambda: recorded(config, "node.status_changed"), what="pve2 unknown")
+            more_polls(sim, 3)
+            assert recorded(config, "cluster.*") == []
+            sim_call(sim, "PATCH", "/resources/node/pve2", {"corosync": "offline"})
+            wait_for(lambda: recorded(config, "node.offline"), what="pve2 offline")
+            more_polls(sim, 3)
+    cluster = [(e.type, e.summary) for e in recorded(config, "cluster.*")]
+    if nodes == 2:
+        assert cluster == [("cluster.quorum_lost", "cluster e2e lost quorum (1 of 2 nodes online)")]
+    else:
+        assert cluster == []
+    [unknown] = recorded(config, "node.status_changed")
+    assert unknown.summary == "node pve2 status changed from online to unknown"
 
 
 def test_a_silence_keeps_matching_events_from_the_sinks(tmp_path: Path) -> None:

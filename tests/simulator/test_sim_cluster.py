@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.cluster import SimCluster
+from pvewatch.simulator.edits import ControlError
 from pvewatch.simulator.tasks import MAX_FINISHED_PER_NODE, Task, parse_upid
 from tests.simulator.support import FakeClock
 
@@ -21,7 +22,8 @@ GUEST_METRICS |= {"disk", "netin", "netout", "diskread", "diskwrite"}
 
 
 def make(clock: FakeClock, **changes: Any) -> SimCluster:
-    options = SimOptions(nodes=3, guests=30, offline_expiry_secs=300, **changes)
+    settings: dict[str, Any] = {"nodes": 3, "guests": 30, "offline_expiry_secs": 300}
+    options = SimOptions(**(settings | changes))
     return SimCluster(options, clock)
 
 
@@ -115,6 +117,80 @@ def test_offline_node_timeline() -> None:
     assert rows[guest]["status"] == "running"
     assert rows["node/pve2"]["status"] == "online"
     assert _status_of(cluster, "pve2")["online"] == 1
+
+
+def _quorate(cluster: SimCluster) -> int | None:
+    entries = [e for e in cluster.cluster_status() if e["type"] == "cluster"]
+    return entries[0]["quorate"] if entries else None
+
+
+@pytest.mark.parametrize("nodes", [2, 3])
+def test_a_node_whose_pvestatd_is_silent_is_unknown_and_still_a_member(nodes: int) -> None:
+    """FACTS §2.5, §2.9 #5: `unknown` is a corosync member without metrics; /cluster/status
+    counts it online, so the cluster keeps its quorum."""
+    clock = FakeClock()
+    cluster = make(clock, nodes=nodes)
+    guest = a_running_guest_on(cluster, "pve2")
+    cluster.patch("node/pve2", {"status": "unknown"}, clock.now)
+    rows = by_id(cluster, clock.now)
+    assert set(rows["node/pve2"]) <= {"id", "node", "type", "status", "cgroup-mode", "hastate"}
+    assert rows["node/pve2"]["status"] == "unknown"
+    assert rows[guest]["status"] == "unknown"
+    assert rows["storage/pve2/local"]["status"] == "unknown"
+    assert _status_of(cluster, "pve2")["online"] == 1
+    assert _quorate(cluster) == 1
+
+    cluster.patch("node/pve2", {"corosync": "offline"}, clock.now)  # now it leaves too
+    assert by_id(cluster, clock.now)["node/pve2"]["status"] == "offline"
+    assert _status_of(cluster, "pve2")["online"] == 0
+    assert _quorate(cluster) == (0 if nodes == 2 else 1)
+
+    cluster.patch("node/pve2", {"corosync": "online"}, clock.now)  # back, pvestatd still dead
+    assert by_id(cluster, clock.now)["node/pve2"]["status"] == "unknown"
+    assert _status_of(cluster, "pve2")["online"] == 1
+
+    cluster.patch("node/pve2", {"status": "online"}, clock.now)
+    rows = by_id(cluster, clock.now)
+    assert (rows["node/pve2"]["status"], rows[guest]["status"]) == ("online", "running")
+
+
+def test_membership_can_leave_while_pvestatd_still_reports() -> None:
+    clock = FakeClock()
+    cluster = make(clock, nodes=2)
+    cluster.patch("node/pve2", {"corosync": "offline"}, clock.now)
+    assert by_id(cluster, clock.now)["node/pve2"]["status"] == "offline"
+    assert (_status_of(cluster, "pve2")["online"], _quorate(cluster)) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"status": "down"}, "node/pve2: status must be online, offline or unknown"),
+        ({"corosync": 0}, "node/pve2: corosync must be online or offline"),
+        ({"status": "unknown", "corosync": "gone"}, "node/pve2: corosync must be"),
+    ],
+)
+def test_node_states_are_checked(fields: dict[str, Any], message: str) -> None:
+    clock = FakeClock()
+    cluster = make(clock)
+    with pytest.raises(ControlError, match=message):
+        cluster.patch("node/pve2", fields, clock.now)
+    assert by_id(cluster, clock.now)["node/pve2"]["status"] == "online"  # nothing applied
+
+
+def test_served_rows_count_an_unknown_node_as_a_member() -> None:
+    clock = FakeClock()
+    cluster = make(clock)
+    rows = [
+        {"id": "node/a", "type": "node", "node": "a", "status": "online"},
+        {"id": "node/b", "type": "node", "node": "b", "status": "unknown"},
+    ]
+    cluster.replace_resources(rows)
+    assert [(e["name"], e["online"]) for e in cluster.cluster_status()[1:]] == [("a", 1), ("b", 1)]
+    assert _quorate(cluster) == 1
+    cluster.patch("node/b", {"corosync": "offline"}, clock.now)
+    assert _quorate(cluster) == 0
+    assert "corosync" not in by_id(cluster, clock.now)["node/b"]  # not a field PVE sends
 
 
 def _status_of(cluster: SimCluster, node: str) -> dict[str, Any]:
