@@ -217,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_flag(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p = _command(
+        sub,
+        "health",
+        "probe the running daemon's /healthz through its own listen address, TLS and basic "
+        "auth (http.health_check); exit 0 healthy, 1 not (the Docker image's HEALTHCHECK)",
+        "pvewatch health -c /etc/pvewatch/watch.yaml",
+    )
+    _add_config_flag(p)
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECS")
     return parser
 
 
@@ -451,6 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         now = datetime.now(UTC)
         return show_status(config, now, sys.stdout, sys.stderr, as_json=args.json)
+    if args.command == "health":
+        from pvewatch.operate.health import health_command
+
+        return health_command(_config_path(args.config), os.environ, sys.stdout, args.timeout)
     if args.command == "demo":
         from pvewatch.demo import run_demo
 

@@ -164,9 +164,10 @@ class _Expander:
         return _INVALID if undefined or malformed else _FromEnv(expanded)
 
 
-def expand_env(ctx: Ctx, env: Mapping[str, str], doc: object) -> object:
-    """`doc` with `${VAR}` references in its strings replaced from `env`."""
-    return _Expander(env, ctx).tree(doc, "", 0)
+def expand_env(ctx: Ctx, env: Mapping[str, str], doc: object, at: str = "") -> object:
+    """`doc` (the part of the document at key path `at`) with `${VAR}` references in its
+    strings replaced from `env`."""
+    return _Expander(env, ctx).tree(doc, at, 0 if not at else 1)
 
 
 # ---------------------------------------------------------------- typed getters

@@ -1,10 +1,16 @@
 """The `store:` and `http:` sections: where pvewatch keeps its state, and where it
-listens for /metrics and health checks (its TLS and basic auth: `web`)."""
+listens for /metrics and health checks (its TLS and basic auth: `web`; how `pvewatch
+health` gets in: `health`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
+from pvewatch.config.health import health_check_section
 from pvewatch.config.reading import (
     Ctx,
+    expand_env,
     get_enum,
     get_integer,
     get_mapping,
@@ -12,6 +18,7 @@ from pvewatch.config.reading import (
     get_path,
     get_secret,
     get_str,
+    read_document,
 )
 from pvewatch.config.types import (
     DEFAULT_LISTEN,
@@ -22,6 +29,7 @@ from pvewatch.config.types import (
     split_host_port,
 )
 from pvewatch.config.web import WEB_KEYS, web_security
+from pvewatch.errors import ConfigError
 
 _SQLITE_KEYS = frozenset({"path"})
 _POSTGRES_KEYS = frozenset(
@@ -29,7 +37,7 @@ _POSTGRES_KEYS = frozenset(
     | {"replica_id", "leader_check_secs"}
 )
 _STORE_KEYS = frozenset({"type", "retention_days"}) | _SQLITE_KEYS | _POSTGRES_KEYS
-_HTTP_KEYS = frozenset({"listen", "web_config_file"}) | WEB_KEYS
+_HTTP_KEYS = frozenset({"listen", "web_config_file", "health_check"}) | WEB_KEYS
 
 
 def store_section(ctx: Ctx, value: object) -> StoreConfig:
@@ -82,11 +90,27 @@ def http_section(ctx: Ctx, value: object) -> HttpConfig:
     if m is None:
         return HttpConfig()
     tls, users = web_security(ctx, "http", m)
+    health = health_check_section(ctx, "http.health_check", m.get("health_check"), users)
     # `listen:` written empty or null turns the listener off; left out, it is the default.
     if "listen" in m and m["listen"] in (None, ""):
-        return HttpConfig(listen=None, tls=tls, basic_auth_users=users)
+        return HttpConfig(listen=None, tls=tls, basic_auth_users=users, health_check=health)
     listen = (get_str(ctx, "http.listen", m.get("listen"), DEFAULT_LISTEN) or "").strip()
     if split_host_port(listen) is None:
         ctx.add("http.listen", "expected HOST:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9886")
         listen = DEFAULT_LISTEN
-    return HttpConfig(listen=listen, tls=tls, basic_auth_users=users)
+    return HttpConfig(listen=listen, tls=tls, basic_auth_users=users, health_check=health)
+
+
+def load_http_config(path: Path, env: Mapping[str, str]) -> HttpConfig:
+    """Only the `http:` section of the config file at `path`, read, expanded and checked as
+    `load_config` does; raise ConfigError with its problems. For `pvewatch health`, which
+    probes the running listener: a problem elsewhere in the file (a secret file gone since
+    the daemon started) says nothing about the daemon's health."""
+    doc = read_document(path)
+    creds = env.get("CREDENTIALS_DIRECTORY") or None
+    ctx = Ctx(path.absolute().parent, Path(creds) if creds else None)
+    value = doc.get("http") if isinstance(doc, dict) else None
+    http = http_section(ctx, expand_env(ctx, env, value, "http"))
+    if ctx.problems:
+        raise ConfigError(ctx.problems, source=str(path))
+    return http

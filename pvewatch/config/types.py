@@ -117,6 +117,17 @@ class WebTlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheckConfig:
+    """`http.health_check`: how `pvewatch health` (the image's HEALTHCHECK) gets past the
+    listener's basic auth and client-certificate check. The listener itself ignores it."""
+
+    user: str | None = None
+    password: Secret | None = None  # the plaintext password of `user`
+    cert_file: Path | None = None  # a client certificate, when the listener requires one
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConfig:
     """The /metrics, /healthz and /readyz listener; `listen=None` runs none."""
 
@@ -124,6 +135,7 @@ class HttpConfig:
     tls: WebTlsConfig | None = None
     # user → bcrypt hash; a Secret so that not even the hash is ever printed.
     basic_auth_users: Mapping[str, Secret] = field(default_factory=dict)
+    health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
 
     def host_port(self) -> tuple[str, int]:
         """`("127.0.0.1", 9886)`; an IPv6 host comes without brackets."""
