@@ -6,7 +6,10 @@ it is imported only when a config asks for PostgreSQL."""
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pvewatch.config.types import PostgresConfig, StoreConfig
@@ -31,6 +34,7 @@ def open_store(
         except OSError as e:  # said like the store's own errors: a message, not a traceback
             where = f"state store {config.path}"
             raise StoreError(f"{where}: cannot create its directory: {e.strerror or e}") from None
+        _require_writable(config.path)
         return SqliteStore(config.path)
     _require_psycopg(config.postgres)
     from pvewatch.store.pg_leader import application_name
@@ -38,6 +42,34 @@ def open_store(
 
     name = application_name(replica_id or replica(config))
     return PostgresStore(config.postgres, application_name=name, fencing=fencing)
+
+
+_EFFECTIVE = os.access in os.supports_effective_ids
+
+
+def _require_writable(path: Path) -> None:
+    """SQLite only says "unable to open database file": say which directory or file this
+    process cannot write, as whom, and whose it is (a bind-mounted state directory is
+    often root's while the image runs as uid 10001)."""
+    for target, needs in ((path.parent, os.W_OK | os.X_OK), (path, os.W_OK)):
+        try:
+            if target == path and not path.exists():
+                continue
+            if os.access(target, needs, effective_ids=_EFFECTIVE):
+                continue
+            info = os.stat(target)
+            read_only = bool(os.statvfs(target).f_flag & os.ST_RDONLY)
+        except OSError:
+            continue  # SQLite's own error will say it
+        uid, gid = os.geteuid(), os.getegid()
+        if read_only:
+            raise StoreError(f"state store {path}: {target} is on a read-only filesystem")
+        owner = f"owned by {info.st_uid}:{info.st_gid}, {stat.filemode(info.st_mode)}"
+        raise StoreError(
+            f"state store {path}: {target} is not writable by uid {uid} (gid {gid}), which "
+            f"pvewatch runs as ({owner}); give it to uid {uid}, e.g. `chown -R {uid}:{gid}` "
+            "on it (or on the host directory mounted there)"
+        )
 
 
 def replica(config: StoreConfig) -> str:

@@ -4,12 +4,21 @@ traceback; once the directory is writable again the change made meanwhile is rep
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from pvewatch.config.types import StoreConfig
+from pvewatch.errors import StoreError
 from pvewatch.simulator.server import SimServer
 from pvewatch.store import SqliteStore
+from pvewatch.store.opening import open_store
 from tests.e2e.harness import TOKEN, simulator
 from tests.faults.figures import Figures
 from tests.faults.support import cluster_entry, mounted, run, start_guest, types, write_config
@@ -59,3 +68,33 @@ def test_a_read_only_state_directory_at_start_then_writable_again(
     assert events[0].detected_late
     figures.add("faults_injected")
     figures.add("events_checked", len(events))
+
+
+@contextmanager
+def another_user() -> Iterator[int]:
+    """This process as uid/gid 10001 (the image's) when root, since root writes anywhere."""
+    if os.geteuid() != 0:
+        yield os.geteuid()
+        return
+    os.setegid(10001)
+    os.seteuid(10001)
+    try:
+        yield 10001
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_a_state_directory_of_another_user_names_the_uid_that_needs_it() -> None:
+    """As a bind-mounted root-owned directory looks to the image's uid 10001."""
+    with tempfile.TemporaryDirectory() as top:
+        state = Path(top) / "state"
+        state.mkdir()
+        for folder in (Path(top), state):
+            folder.chmod(0o555 if os.geteuid() != 0 else 0o755)
+        with another_user() as uid, pytest.raises(StoreError) as info:
+            open_store(StoreConfig(path=state / "state.db"))
+        state.chmod(0o755)
+        message = str(info.value)
+    assert f"{state} is not writable by uid {uid}" in message
+    assert f"give it to uid {uid}, e.g. `chown -R {uid}:" in message
