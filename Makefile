@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test soak faults-report check fmt demo bench clean
+.PHONY: venv test soak faults-report check fmt demo bench clean constraints image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,23 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench.delivery
 	$(BENCH_VENV)/bin/python -m bench.exporter
 	$(BENCH_VENV)/bin/python -m bench.report
+
+# The versions the Docker image installs (deploy/docker/constraints.txt): pvewatch[postgres]
+# resolved afresh in a throwaway virtualenv, plus the setuptools that builds pvewatch.
+LOCK_VENV := build/constraints-venv
+constraints:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --no-cache-dir '.[postgres]' 'setuptools>=68'
+	{ echo '# The versions the Docker image installs (pip install -c); renewed by `make constraints`.'; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude pvewatch --exclude pip; } \
+	  > deploy/docker/constraints.txt
+	rm -rf $(LOCK_VENV)
+
+# Builds the image and runs it for real (tests/image/): needs root, installs docker.io (and
+# debootstrap when the base image cannot be pulled) and starts a private dockerd when no
+# engine answers. Not part of `make test`; .ci/run runs it.
+image-test: $(STAMP)
+	$(BIN)/python -m pytest tests/image -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
