@@ -111,6 +111,8 @@ async def open_runtime(
     """Start every component in order; stop them in reverse order, whatever happens.
     `serve_http` starts the listener of `config.http` too (last, so it stops first).
     A reload passes the `metrics` to carry on with and `resumed` (see ClusterWatcher)."""
+    for warning in config.warnings:  # at each start and reload, as check-config prints them
+        log.warning("config: %s", warning)
     async with contextlib.AsyncExitStack() as stack:
         store, leadership = open_state(
             config.store,

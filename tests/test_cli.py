@@ -136,3 +136,22 @@ def test_once_then_events(tmp_path: Path) -> None:
     bad = pvewatch("events", "-c", config, "--since", "yesterday", env=env)
     assert bad.returncode == 2
     assert "--since" in bad.stderr
+
+
+def test_once_logs_the_config_warnings_check_config_prints(tmp_path: Path) -> None:
+    with simulator() as sim:
+        assert sim.fingerprint
+        path = _config(tmp_path, sim.url, sim.fingerprint)
+        doc = json.loads(path.read_text())
+        doc["clusters"][0]["token"] = TOKEN  # inline, in a file others can read
+        doc["http"] = {"listen": "0.0.0.0:0"}
+        path.write_text(json.dumps(doc))
+        path.chmod(0o644)
+        result = pvewatch("once", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    logged = [line for line in result.stderr.splitlines() if "config: " in line]
+    assert len(logged) == 2, result.stderr
+    assert "http.listen: 0.0.0.0:0 is reachable from other machines" in logged[0]
+    assert f"{path}: readable by group or others (mode 0644)" in logged[1]
+    assert f"chmod 600 {path}" in logged[1]
+    assert TOKEN.split("=")[1] not in result.stderr + result.stdout

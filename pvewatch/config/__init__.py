@@ -16,6 +16,9 @@ Rules that are part of the contract (see watch.yaml.example):
 - Other relative paths (ca_file, store.path, a log sink's path) resolve against the
   config file's directory.
 - With no sinks configured there is one: `console`, a text log on stdout.
+- Risky but valid setups are `Config.warnings` (printed by check-config, logged at each
+  start and reload): plain http, verification off, a non-loopback listener nobody
+  authenticates at, bcrypt cost below 10, inline secrets in a file others can read, ...
 
 The package, one module per step (each section module reads its part of the document
 with the getters of `reading` and reports into the same `Ctx`):
@@ -29,6 +32,7 @@ with the getters of `reading` and reports into the same `Ctx`):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -80,7 +84,24 @@ def load_config(path: Path, env: Mapping[str, str]) -> Config:
     config = _root(ctx, expand_env(ctx, env, doc))
     if ctx.problems:
         raise ConfigError(ctx.problems, source=str(path))
-    return config
+    exposed = _readable_by_others(path, ctx.inline_secrets)
+    return replace(config, warnings=(*config.warnings, exposed)) if exposed else config
+
+
+def _readable_by_others(path: Path, inline: list[str]) -> str | None:
+    """The warning for a file that group or others can read and that holds secrets."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if not inline or not mode & 0o044:
+        return None
+    keys = ", ".join(inline[:3]) + (f" and {len(inline) - 3} more" if len(inline) > 3 else "")
+    return (
+        f"{path}: readable by group or others (mode {mode:04o}) and holds secrets inline"
+        f" ({keys}): move them to *_file keys (systemd credentials, Docker secrets) or"
+        f" chmod 600 {path}"
+    )
 
 
 def check_config(path: Path, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:

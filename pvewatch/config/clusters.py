@@ -68,7 +68,17 @@ def _cluster(ctx: Ctx, path: str, value: object) -> ClusterConfig | None:
     endpoints = _endpoints(ctx, f"{path}.endpoints", m.get("endpoints"))
     token, username, password = _auth(ctx, path, m, name or "")
     tls = _tls(ctx, f"{path}.tls", m.get("tls"))
-    if any(e.startswith("http://") for e in endpoints):
+    plain = [e for e in endpoints if e.startswith("http://")]
+    if plain and tls.mode in ("pinned", "ca_file"):
+        # On failover the credentials would go in clear to a server nobody checked.
+        what = "tls.fingerprint pins" if tls.mode == "pinned" else "tls.ca_file checks"
+        for endpoint in plain:
+            ctx.add(
+                f"{path}.endpoints",
+                f"{endpoint} is plain http, but {what} the server's certificate: the credentials"
+                " would travel in clear to an unchecked server; use https://",
+            )
+    elif plain:
         ctx.warn(f"{path}.endpoints", "plain http: credentials and data travel unencrypted")
     return ClusterConfig(
         name=name or "",

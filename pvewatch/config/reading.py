@@ -39,12 +39,21 @@ class Ctx:
         self.credentials_dir = credentials_dir
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        # Key paths of secrets written out in the file itself (not *_file, not ${VAR}):
+        # load_config warns when others can read the file.
+        self.inline_secrets: list[str] = []
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(f"{path or _ROOT}: {message}")
 
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{path}: {message}")
+
+    def inline_secret(self, path: str, value: object) -> None:
+        """Note that the secret at `path` is written in the file (a value that came from
+        `${VAR}` is not: the environment holds it)."""
+        if isinstance(value, str) and not isinstance(value, _FromEnv) and value:
+            self.inline_secrets.append(path)
 
 
 class Invalid:
@@ -312,9 +321,13 @@ def _read_secret_file(ctx: Ctx, path: str, file: Path) -> Secret | None:
     return Secret(text)
 
 
-def get_secret(ctx: Ctx, path: str, m: Mapping[str, object], key: str) -> tuple[Secret | None, str]:
+def get_secret(
+    ctx: Ctx, path: str, m: Mapping[str, object], key: str, *, sensitive: bool = True
+) -> tuple[Secret | None, str]:
     """The secret `key`, given inline or as `key_file`, and the key path it came from.
-    One helper for every secret (token, password, webhook secret_file, url_file, ...)."""
+    One helper for every secret (token, password, webhook secret_file, url_file, ...).
+    `sensitive=False`: masked like any secret, but not worth a warning when written in a
+    file others can read (a header such as X-Team; the caller decides)."""
     file_key = f"{key}_file"
     inline, file_value = m.get(key), m.get(file_key)
     if inline is not None and file_value is not None:
@@ -324,6 +337,8 @@ def get_secret(ctx: Ctx, path: str, m: Mapping[str, object], key: str) -> tuple[
         s = get_str(ctx, join(path, key), inline)
         if s == "":
             ctx.add(join(path, key), "must not be empty")
+        if sensitive:
+            ctx.inline_secret(join(path, key), inline)
         return (Secret(s) if s else None), join(path, key)
     if file_value is None:
         return None, ""

@@ -4,6 +4,8 @@ health` gets in: `health`)."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from pvewatch.config.types import (
     HttpConfig,
     PostgresConfig,
     StoreConfig,
+    WebTlsConfig,
     split_host_port,
 )
 from pvewatch.config.web import WEB_KEYS, web_security
@@ -38,6 +41,8 @@ _POSTGRES_KEYS = frozenset(
 )
 _STORE_KEYS = frozenset({"type", "retention_days"}) | _SQLITE_KEYS | _POSTGRES_KEYS
 _HTTP_KEYS = frozenset({"listen", "web_config_file", "health_check"}) | WEB_KEYS
+# A password inside a DSN: `password=...` (key/value) or `user:password@` (URL).
+_DSN_PASSWORD = re.compile(r"password\s*=|://[^/@]*:[^/@]*@", re.IGNORECASE)
 
 
 def store_section(ctx: Ctx, value: object) -> StoreConfig:
@@ -59,7 +64,9 @@ def store_section(ctx: Ctx, value: object) -> StoreConfig:
 
 
 def _postgres(ctx: Ctx, m: dict[str, object]) -> PostgresConfig:
-    dsn, dsn_key = get_secret(ctx, "store", m, "dsn")
+    dsn, dsn_key = get_secret(ctx, "store", m, "dsn", sensitive=False)
+    if dsn is not None and _DSN_PASSWORD.search(dsn.reveal()):
+        ctx.inline_secret(dsn_key, m.get("dsn"))
     password, _ = get_secret(ctx, "store", m, "password")
     if dsn is not None and "://" in dsn.reveal():
         scheme = dsn.reveal().partition("://")[0]
@@ -95,9 +102,17 @@ def http_section(ctx: Ctx, value: object) -> HttpConfig:
     if "listen" in m and m["listen"] in (None, ""):
         return HttpConfig(listen=None, tls=tls, basic_auth_users=users, health_check=health)
     listen = (get_str(ctx, "http.listen", m.get("listen"), DEFAULT_LISTEN) or "").strip()
-    if split_host_port(listen) is None:
+    host_port = split_host_port(listen)
+    if host_port is None:
         ctx.add("http.listen", "expected HOST:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9886")
         listen = DEFAULT_LISTEN
+    elif not _loopback(host_port[0]) and not users and not _client_certificates(tls):
+        ctx.warn(
+            "http.listen",
+            f"{listen} is reachable from other machines and nothing authenticates clients"
+            " (/metrics lists every guest, node, pool and tag): set basic_auth_users with"
+            " tls_server_config, or listen on 127.0.0.1",
+        )
     return HttpConfig(listen=listen, tls=tls, basic_auth_users=users, health_check=health)
 
 
@@ -114,3 +129,18 @@ def load_http_config(path: Path, env: Mapping[str, str]) -> HttpConfig:
     if ctx.problems:
         raise ConfigError(ctx.problems, source=str(path))
     return http
+
+
+def _loopback(host: str) -> bool:
+    """Only this machine can connect (a host name other than localhost may resolve to
+    anything, so it counts as reachable)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _client_certificates(tls: WebTlsConfig | None) -> bool:
+    return tls is not None and tls.client_auth_type == "RequireAndVerifyClientCert"

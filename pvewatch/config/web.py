@@ -53,6 +53,9 @@ _UNSUPPORTED = frozenset(
 _CLIENT_AUTH = ("NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
 _TLS_VERSIONS = ("TLS12", "TLS13", "TLS10", "TLS11")
 _BCRYPT = re.compile(r"\$2[abxy]?\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+# Below it a leaked hash falls to a GPU quickly; 10 is htpasswd's and Prometheus' default.
+_MIN_BCRYPT_COST = 10
+_HTPASSWD = "htpasswd -nBC 10 '' | tr -d ':'"
 
 
 def web_security(
@@ -185,10 +188,16 @@ def _users(ctx: Ctx, path: str, value: object) -> dict[str, Secret]:
             ctx.add(where, "a user name must be non-empty and without ':'")
         if not isinstance(hashed, str):
             ctx.add(where, f"expected a bcrypt hash ($2y$...), got {kind(hashed)}")
-        elif not _BCRYPT.fullmatch(hashed.strip()):
+        elif not (match := _BCRYPT.fullmatch(hashed.strip())):
             # Never quote the value: it may be a password written where a hash belongs.
-            ctx.add(where, "not a bcrypt hash (make one with: htpasswd -nBC 10 '' | tr -d ':')")
+            ctx.add(where, f"not a bcrypt hash (make one with: {_HTPASSWD})")
         else:
+            if int(match.group(1)) < _MIN_BCRYPT_COST:
+                ctx.warn(
+                    where,
+                    f"bcrypt cost {match.group(1)} is below {_MIN_BCRYPT_COST}: a leaked hash"
+                    f" is cheap to crack; make a new one with: {_HTPASSWD}",
+                )
             users[user] = Secret(hashed.strip())
     if not m:
         ctx.add(path, "expected at least one user")

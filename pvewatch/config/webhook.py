@@ -50,6 +50,8 @@ _TLS_KEYS = frozenset({"verify", "ca_file"})
 # RFC 9110 field names; values are sent as given, so no control characters.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# Headers whose value is a credential (Authorization, X-Api-Key, X-Auth-Token, Cookie...).
+_CREDENTIAL_HEADER = re.compile(r"auth|token|key|secret|pass|cookie|session|signature", re.I)
 # Set by pvewatch for every message: the signature covers exactly these.
 _RESERVED_HEADERS = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-length", "host"}
@@ -76,7 +78,7 @@ def _upper(value: object) -> object:
 
 
 def _url(ctx: Ctx, path: str, m: Mapping[str, object]) -> Secret | None:
-    url, where = get_secret(ctx, path, m, "url")
+    url, where = get_secret(ctx, path, m, "url", sensitive=False)
     if url is None:
         if m.get("url") is None and m.get("url_file") is None:
             ctx.add(join(path, "url"), "required (or url_file)")
@@ -93,7 +95,15 @@ def _url(ctx: Ctx, path: str, m: Mapping[str, object]) -> Secret | None:
         return None
     if parts.scheme == "http":
         ctx.warn(where, "plain http: events travel unencrypted")
+    if _carries_credential(parts.username, parts.query, parts.path):
+        ctx.inline_secret(where, m.get("url"))
     return Secret(url.reveal().strip())
+
+
+def _carries_credential(user: str | None, query: str, path: str) -> bool:
+    """A user, a query (Gotify's ?token=, a Teams workflow's &sig=) or a long token in the
+    path (Slack's and Discord's webhook URLs are the credential)."""
+    return bool(user or query) or any(len(part) >= 20 for part in path.split("/"))
 
 
 def _headers(ctx: Ctx, path: str, value: object) -> dict[str, Secret]:
@@ -114,7 +124,8 @@ def _headers(ctx: Ctx, path: str, value: object) -> dict[str, Secret]:
             ctx.add(join(path, name), "set twice (header names ignore case)")
             continue
         seen.add(name.lower())
-        secret, where = get_secret(ctx, path, m, name)
+        sensitive = _CREDENTIAL_HEADER.search(name) is not None
+        secret, where = get_secret(ctx, path, m, name, sensitive=sensitive)
         if secret is None:
             continue
         if not _HEADER_VALUE.fullmatch(secret.reveal()):
@@ -160,6 +171,7 @@ def _secrets(ctx: Ctx, path: str, m: Mapping[str, object]) -> tuple[Secret, ...]
         else:
             text = get_str(ctx, where, item)
             secret = Secret(text) if text is not None else None
+            ctx.inline_secret(where, item)
         if secret is not None and _valid_secret(ctx, where, secret):
             secrets.append(secret)
     return tuple(secrets)

@@ -39,8 +39,11 @@ def without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def write(tmp_path: Path, doc: object, name: str = "watch.yaml") -> Path:
+    """`doc` as `name`, readable by its owner only, as a config holding a token should be
+    (test_load checks the warning for a file others can read)."""
     path = tmp_path / name
     path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc), encoding="utf-8")
+    path.chmod(0o600)
     return path
 
 
