@@ -1,25 +1,25 @@
-"""The disk misbehaves: the store refuses commits (read-only, full, I/O error), the disk
-really fills up (a small tmpfs), another process holds the database's write lock, and the
-state directory cannot be written at start. Expected: a clear error naming the store, no
-event lost (the changes made meanwhile are committed once the disk is back), no crash.
-Crash-safety of one commit: tests/store/test_crash.py."""
+"""The disk misbehaves, for real: the kernel refuses the store's writes (a file size limit,
+in a child process: tests/faults/fsize.py), the disk fills up (a 4 MiB tmpfs: root, and
+tests.need fails the test under CI=true where it cannot mount), another process holds the
+database's write lock. Expected: a clear error naming the store, no event lost (the changes
+made meanwhile are committed once the disk is back), no crash. The state directory not
+writable at start: test_startup.py; crash-safety of one commit: tests/store/test_crash.py."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
 from pvewatch.config import StoreConfig
-from pvewatch.errors import StoreError
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
 from pvewatch.simulator.server import SimServer
@@ -29,23 +29,7 @@ from tests.faults.figures import Figures
 from tests.faults.rig import fault_config, hand_watcher, pinned_cluster, watching
 from tests.faults.support import mounted, start_guest, types
 
-SINK = "events"
-
-
-class FailingStore:
-    """A real store whose commits fail with `error` while it is set."""
-
-    def __init__(self, inner: SqliteStore) -> None:
-        self.inner = inner
-        self.error: str | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def commit_poll(self, cluster: str, **poll: Any) -> None:
-        if self.error is not None:
-            raise StoreError(f"state store {self.inner}: commit poll failed: {self.error}")
-        self.inner.commit_poll(cluster, **poll)
+REPO = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
@@ -55,40 +39,42 @@ async def _watcher(sim: SimServer, store: Store) -> AsyncIterator[ClusterWatcher
         yield hand_watcher(cluster, client, store)
 
 
-@pytest.mark.parametrize(
-    "error",
-    ["attempt to write a readonly database", "database or disk is full", "disk I/O error"],
-)
-async def test_refused_commits_lose_nothing_and_say_why(
-    error: str, tmp_path: Path, figures: Figures, caplog: pytest.LogCaptureFixture
+# --- real faults, anywhere: a file size limit (RLIMIT_FSIZE) in a child process --------
+
+
+def test_a_file_system_refusing_writes_fails_commits_and_loses_nothing(
+    tmp_path: Path, figures: Figures
 ) -> None:
-    caplog.set_level(logging.ERROR)
-    with simulator() as sim, SqliteStore(tmp_path / "state.db") as real:
-        store = FailingStore(real)
-        async with _watcher(sim, cast(Store, store)) as watcher:
-            assert (await watcher.poll()).ok
-            store.error = error
-            guest = start_guest(sim)
-            outage = figures.scaled(3, 30)
-            for _ in range(outage):
-                result = await watcher.poll()
-                assert (result.ok, result.error_kind) == (False, "store")
-            store.error = None
-            assert (await watcher.poll()).ok
-            assert (await watcher.poll()).events == []
-        events = real.events()
-        pending = real.due(SINK, datetime.now(UTC))
-    assert types(events) == [("guest.started", guest)]
-    assert [item.event.id for item in pending] == [events[0].id], "not queued for delivery"
-    refusals = [r.getMessage() for r in caplog.records if "cannot store poll" in r.getMessage()]
+    outage = figures.scaled(3, 30)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.faults.fsize", str(tmp_path), str(outage)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    child = json.loads(done.stdout.splitlines()[-1])
+    assert child["baseline_ok"]
+    # The kernel's refusal (EFBIG) as SQLite words it, with the store it concerns.
+    assert child["refused"] == [[False, "store", "store: commit failed"]] * outage
+    refusals = [line for line in child["errors"] if "cannot store poll" in line]
     assert len(refusals) == outage
-    assert all(error in message for message in refusals)
+    assert all(f"state store {child['db']}:" in line for line in refusals), refusals
+    assert all(line.endswith("failed: disk I/O error") for line in refusals), refusals
+    # Once writes work again: the change made meanwhile, committed once, queued for delivery.
+    assert child["after"] == [[True, 1], [True, 0]]
+    assert child["events"] == [["guest.started", child["guest"]]]
+    assert child["pending_ids"] == child["event_ids"], "not queued for delivery"
+    assert child["integrity_problems"] == []
     figures.add("faults_injected", outage)
     figures.add("polls", outage + 3)
-    figures.add("events_checked", len(events))
+    figures.add("events_checked", len(child["events"]))
 
 
-# --- real faults: root only (mount), skipped elsewhere --------------------------------
+# --- a real full disk: root (mount), tests.need elsewhere ------------------------------
 
 
 def _fill(directory: Path) -> Path:
