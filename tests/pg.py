@@ -1,7 +1,7 @@
 """A real PostgreSQL server for the tests: the server of $PVEWATCH_TEST_POSTGRES_DSN
 (default postgresql://postgres@127.0.0.1:5432/postgres, trust auth; .ci/postgres.sh
-starts one), a fresh database per test module, dropped after. Tests skip, saying why,
-only when no server answers; never a mock."""
+starts one), a fresh database per test module, dropped after. When no server answers the
+tests skip saying why, or fail under CI=true (tests.need); never a mock."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-import pytest
 
 from pvewatch.config.types import PostgresConfig
 from pvewatch.secret import Secret
+from tests.need import need
 
 ADMIN_DSN = os.environ.get(
     "PVEWATCH_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -43,10 +43,10 @@ def database_dsn(name: str) -> str:
 
 @contextmanager
 def fresh_database() -> Iterator[PostgresConfig]:
-    """A new empty database for the duration; skips the test when no server answers."""
+    """A new empty database for the duration; `need` a server (tests.need)."""
     reason = unreachable()
     if reason is not None:
-        pytest.skip(reason)
+        need(reason)
     name = f"pvewatch_test_{secrets.token_hex(6)}"
     with _admin() as conn:
         conn.execute(f"CREATE DATABASE {name}")  # name: [a-z0-9_] only

@@ -1,14 +1,15 @@
-"""Reading the Prometheus text exposition in tests, and promtool when it is installed."""
+"""Reading the Prometheus text exposition in tests, and promtool (tests.need: a skip where
+it is not installed, a failure under CI=true)."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from typing import NamedTuple
 
 import httpx
-import pytest
+
+from tests.need import tool
 
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -56,18 +57,15 @@ def families(text: str) -> set[str]:
     return set(re.findall(r"^# TYPE (\S+) ", text, flags=re.MULTILINE))
 
 
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None,
-    reason="promtool is not installed (apt-get install prometheus); metrics lint not checked",
-)
+def promtool() -> str:
+    """promtool's path, or the test ends here (tests.need)."""
+    return tool("promtool")
 
 
 def promtool_check_metrics(text: str) -> str:
     """What `promtool check metrics` says about `text`: "" when it finds nothing."""
-    assert PROMTOOL is not None
     done = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+        [promtool(), "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     return (done.stdout + done.stderr).strip() if done.returncode else ""
 

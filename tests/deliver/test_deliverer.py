@@ -373,7 +373,7 @@ async def test_drain_gives_up_at_its_timeout() -> None:
     d = deliverer(outbox, sink, clock)
     started = time.monotonic()
     assert not await d.drain(timeout_secs=0.05)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # not the hung send's forever; generous under load
     await d.stop(grace_secs=0.01)
     assert outbox.states() == {1: "pending"}
 

@@ -5,7 +5,6 @@ cluster scraped while it is being polled."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import socket
 import statistics
 import subprocess
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from pvewatch.config import Config, SinkConfig
@@ -31,7 +29,8 @@ from tests.e2e.harness import (
     wait_for,
     watcher_config,
 )
-from tests.prom import answered, needs_promtool, parse, promtool_check_metrics, select, value
+from tests.need import tool
+from tests.prom import answered, parse, promtool, promtool_check_metrics, select, value
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,8 +73,8 @@ def _set(sim: SimServer, rid: str, **fields: Any) -> None:
         c.patch(f"/resources/{rid}", json=fields).raise_for_status()
 
 
-@needs_promtool
 def test_promtool_accepts_a_scrape_of_two_clusters_with_sinks_and_events(tmp_path: Path) -> None:
+    promtool()  # before starting anything
     with simulator() as first, simulator(seed=8) as second:
         config = two_clusters(first, second, tmp_path)
         for sim in (first, second):
@@ -243,11 +242,8 @@ def _free_port() -> int:
         return port
 
 
-@pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="prometheus is not installed (apt-get install prometheus); real scrape not tried",
-)
 def test_prometheus_scrapes_it_with_the_deploy_config(tmp_path: Path) -> None:
+    prometheus = tool("prometheus")
     deploy = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
     deploy.pop("rule_files", None)  # the alert rules are checked by their own tests
     deploy["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
@@ -259,7 +255,7 @@ def test_prometheus_scrapes_it_with_the_deploy_config(tmp_path: Path) -> None:
         log = (tmp_path / "prometheus.log").open("wb")
         server = subprocess.Popen(
             [
-                "prometheus",
+                prometheus,
                 f"--config.file={tmp_path / 'prometheus.yml'}",
                 f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}",

@@ -91,7 +91,9 @@ def test_heads_stay_quick_with_a_long_backlog(store: AnyStore) -> None:
         heads = store.heads("hook", limit=200)
     per_call = (time.perf_counter() - started) / 20
     assert len(heads) == 50
-    assert per_call < 0.2, f"heads() took {per_call * 1000:.0f} ms with 20,000 pending rows"
+    # About 20 ms here; the bound is for a loaded machine and still far below what a scan
+    # per resource (quadratic) would take.
+    assert per_call < 1.0, f"heads() took {per_call * 1000:.0f} ms with 20,000 pending rows"
 
 
 def test_record_events_routes_them_and_records_each_once(store: AnyStore) -> None:
