@@ -238,10 +238,10 @@ class Event:
 
 def format_time(t: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, millisecond precision only when there is any."""
-    t = t.astimezone(UTC)
-    if t.microsecond:
-        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = t.astimezone(UTC).replace(tzinfo=None)
+    # isoformat, not strftime: %Y does not pad years below 1000 to the 4 digits RFC 3339
+    # requires (999-01-01 instead of 0999-01-01).
+    return t.isoformat(timespec="milliseconds" if t.microsecond else "seconds") + "Z"
 
 
 def parse_time(s: str) -> datetime:
