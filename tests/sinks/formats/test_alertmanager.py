@@ -9,7 +9,12 @@ from dataclasses import replace
 import pytest
 
 from pvewatch.model import Change, Event, ResourceRef, Severity
-from pvewatch.sinks.formats.alertmanager import AlertmanagerFormatter, alertname, fingerprint
+from pvewatch.sinks.formats.alertmanager import (
+    AlertmanagerFormatter,
+    alertname,
+    fingerprint,
+    group_key,
+)
 
 from .events import FIRING, NODE_OFFLINE, RESOLVED, T0
 
@@ -97,3 +102,18 @@ def test_an_unknown_type_has_no_severity_label_on_either_side() -> None:
 )  # fmt: skip
 def test_alertname(type_: str, name: str) -> None:
     assert alertname(type_) == name
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [  # Go's strconv.Quote rules: named escapes, \x below 0x80, \u and \U above; printable
+        # (unicode.IsPrint) characters, the apostrophe and non-ASCII ones included, as they are
+        ('"pve1\'s VM\t☺"', '"' + '\\"' + "pve1's VM\\t☺" + '\\""'),
+        ("web\x01☺", r'"web\x01☺"'),
+        ("pve\u00a03", r'"pve\u00a03"'),
+        ("\a\b\f\n\r\v\\\x7f\x9f", r'"\a\b\f\n\r\v\\\x7f\u009f"'),
+        ("🔥\U000e0001", r'"🔥\U000e0001"'),
+    ],
+)
+def test_group_key_quotes_values_as_go_does(value: str, quoted: str) -> None:
+    assert group_key({"node": value}) == "{}:{node=" + quoted + "}"
