@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,9 @@ import pytest
 import yaml
 
 from pvewatch import __version__
-from pvewatch.config import load_config
+from pvewatch.config import DEFAULT_CONFIG_PATH, Config, load_config
+from pvewatch.config.types import DEFAULT_STORE_PATH
+from pvewatch.daemon import FLUSH_TIMEOUT_SECS
 from tests.need import tool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,18 +53,21 @@ def test_unit_verifies_silently(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
-def test_unit_lifecycle_settings() -> None:
+def test_the_unit_runs_pvewatch_where_its_defaults_and_the_docs_point() -> None:
     settings = _unit_settings(UNIT.read_text())
+    # systemd waits for READY=1 and restarts a loop that stops feeding the watchdog.
     assert settings["Type"] == ["notify"]
-    assert settings["DynamicUser"] == ["yes"]
-    assert settings["StateDirectory"] == ["pvewatch"]
-    assert settings["ConfigurationDirectory"] == ["pvewatch"]
-    assert any(c.startswith("prod.token:") for c in settings["LoadCredential"])
-    assert settings["CapabilityBoundingSet"] == [""]
     assert "WatchdogSec" in settings
-    assert "TimeoutStopSec" in settings
-    # The daemon flushes for up to 10 s on stop; systemd must give it longer than that.
-    assert _seconds(settings["TimeoutStopSec"][0]) > 10
+    # The store's default path is in the one directory the dynamic user may write.
+    assert DEFAULT_STORE_PATH.parent == Path("/var/lib") / settings["StateDirectory"][0]
+    command = settings["ExecStart"][0].split()
+    config = Path(command[command.index("--config") + 1])
+    assert config == DEFAULT_CONFIG_PATH
+    assert config.parent == Path("/etc") / settings["ConfigurationDirectory"][0]
+    # The docs' cluster "prod" without a token reads $CREDENTIALS_DIRECTORY/prod.token.
+    assert any(c.startswith("prod.token:") for c in settings["LoadCredential"])
+    # A stop flushes deliveries for FLUSH_TIMEOUT_SECS before systemd may kill it.
+    assert _seconds(settings["TimeoutStopSec"][0]) > FLUSH_TIMEOUT_SECS
 
 
 def _unit_settings(text: str) -> dict[str, list[str]]:
@@ -168,66 +172,20 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
 
 
 # ------------------------------------------------------------------ compose
+# What a user of each stack depends on: every pvewatch in it starts with the config, the
+# environment and the secrets that stack gives it; it reaches and authenticates to the
+# services it is pointed at; Prometheus and Grafana find what they are meant to find.
+
+STACKS = ("compose.yaml", "compose.real.yaml", "compose.ha.yaml")
+# compose.real.yaml mounts the user's ./watch.yaml, made from this template (its header).
+USER_FILES = {"./watch.yaml": DEPLOY / "docker" / "watch.real.yaml"}
+CONTAINER_CONFIG = "/etc/pvewatch/watch.yaml"
 
 
 def _compose(name: str) -> dict[str, Any]:
     doc = yaml.safe_load((DEPLOY / name).read_text())
     assert isinstance(doc, dict)
     return doc
-
-
-def test_try_out_stack() -> None:
-    compose = _compose("compose.yaml")
-    services = compose["services"]
-    assert set(services) == {"simulator", "pvewatch", "prometheus", "grafana"}
-    sim = services["simulator"]
-    assert sim["image"] == services["pvewatch"]["image"]  # the same image
-    assert sim["command"][0] == "simulate"
-    assert "--listen=0.0.0.0:8006" in sim["command"]
-    # The simulator accepts exactly the token pvewatch reads from its secret.
-    demo_token = (DEPLOY / "docker" / "demo.token").read_text().strip()
-    assert f"--token={demo_token}" in sim["command"]
-    assert compose["secrets"]["pve_token"]["file"] == "./docker/demo.token"
-    assert services["pvewatch"]["secrets"] == ["pve_token"]
-    _assert_bind_mounts_exist(compose)
-
-
-def test_real_cluster_stack_reads_secrets_from_docker_secrets() -> None:
-    compose = _compose("compose.real.yaml")
-    services = compose["services"]
-    assert set(services) == {"pvewatch", "prometheus", "grafana"}
-    assert set(services["pvewatch"]["secrets"]) == {"pve_token", "webhook_secret"}
-    example = yaml.safe_load((DEPLOY / "docker" / "watch.real.yaml").read_text())
-    assert example["clusters"][0]["token_file"] == "/run/secrets/pve_token"
-    assert example["sinks"]["hook"]["secret_file"] == "/run/secrets/webhook_secret"
-    text = json.dumps(example)
-    assert "whsec_" not in text
-    assert "!monitor=" not in text
-    _assert_bind_mounts_exist(compose, user_provided=frozenset({"./watch.yaml"}))
-
-
-def test_ha_stack_runs_two_replicas_of_one_config_on_one_postgres(tmp_path: Path) -> None:
-    compose = _compose("compose.ha.yaml")
-    services = compose["services"]
-    assert set(services) == {"postgres", "simulator", "pvewatch-a", "pvewatch-b"}
-    replicas = [services["pvewatch-a"], services["pvewatch-b"]]
-    for replica in replicas:
-        assert replica["volumes"] == ["./docker/watch.ha.yaml:/etc/pvewatch/watch.yaml:ro"]
-        assert set(replica["secrets"]) == {"pve_token", "pg_password"}
-        assert replica["depends_on"]["postgres"] == {"condition": "service_healthy"}
-    postgres = services["postgres"]["environment"]
-    assert postgres["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg_password"
-    _assert_bind_mounts_exist(compose)
-    # The replicas' config loads, with the secrets where Docker mounts them.
-    (tmp_path / "pg_password").write_text("pw\n")
-    (tmp_path / "pve_token").write_text((DEPLOY / "docker" / "demo.token").read_text())
-    env = {"PG_PASSWORD_FILE": str(tmp_path / "pg_password"),
-           "PVE_TOKEN_FILE": str(tmp_path / "pve_token")}  # fmt: skip
-    config = load_config(DEPLOY / "docker" / "watch.ha.yaml", env)
-    assert config.store.postgres is not None
-    assert config.store.postgres.where() == "postgresql://postgres:5432/pvewatch"
-    assert postgres["POSTGRES_USER"] == config.store.postgres.user
-    assert postgres["POSTGRES_DB"] == config.store.postgres.dbname
 
 
 @pytest.mark.parametrize("name", ["compose.yaml", "compose.real.yaml", "compose.ha.yaml"])
@@ -245,14 +203,128 @@ def test_compose_files_suit_compose_v1_and_the_simulator_checks_its_own_health(n
             assert "_sim/stats" in " ".join(service["healthcheck"]["test"])
 
 
-def _assert_bind_mounts_exist(
-    compose: dict[str, Any], user_provided: frozenset[str] = frozenset()
+def _pvewatch_services(compose: dict[str, Any]) -> list[str]:
+    """The services that run `pvewatch run` (the image's default command or `run`)."""
+    return [
+        name
+        for name, service in compose["services"].items()
+        if service.get("image") == "pvewatch:local"
+        and (service.get("command") or ["run"])[0] == "run"
+    ]
+
+
+def _placeholder(secret: str) -> str:
+    """What a user puts in a secret file the repository does not ship."""
+    if "token" in secret:
+        return "pvewatch@pve!monitor=8a1e0c2d-3f4d-4c1e-9a8b-7d6e5f4a3b2c\n"
+    if secret.endswith("secret"):
+        return "whsec_" + "QUJD" * 8 + "\n"
+    if "password" in secret:
+        return "a-password\n"
+    raise AssertionError(f"secret {secret!r}: say here what a user would put in it")
+
+
+def _image_env() -> dict[str, str]:
+    """The ENV of the Dockerfile's last stage."""
+    env: dict[str, str] = {}
+    for op, args in _instructions((REPO / "Dockerfile").read_text()):
+        if op == "ENV":
+            env |= dict(pair.split("=", 1) for pair in args.split())
+    return env
+
+
+def stack_config(stack: str, service_name: str, root: Path) -> Config:
+    """The config `service_name` of `stack` runs with: its file (mounted, or the image's),
+    its environment and secrets laid out under `root`, which stands for the container's
+    file system. A config file that others can read, as a mounted one usually is."""
+    compose = _compose(stack)
+    service = compose["services"][service_name]
+    for secret in service.get("secrets", []):
+        source = DEPLOY / compose["secrets"][secret]["file"]
+        target = root / "run/secrets" / secret
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source.read_text() if source.exists() else _placeholder(secret))
+    config = root / CONTAINER_CONFIG.lstrip("/")
+    config.parent.mkdir(parents=True, exist_ok=True)
+    text = (DEPLOY / "docker" / "watch.yaml").read_text()  # the image's
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if target == CONTAINER_CONFIG:
+            text = USER_FILES.get(source, DEPLOY / source).read_text()
+
+    def inside(value: str) -> str:
+        for directory in ("/run/secrets/", "/etc/pvewatch/"):
+            value = value.replace(directory, f"{root}{directory}")
+        return value
+
+    config.write_text(inside(text))
+    config.chmod(0o644)
+    env = _image_env() | {k: str(v) for k, v in (service.get("environment") or {}).items()}
+    return load_config(config, {k: inside(v) for k, v in env.items()})
+
+
+STACK_SERVICES = [(s, name) for s in STACKS for name in _pvewatch_services(_compose(s))]
+
+
+@pytest.mark.parametrize(("stack", "service"), STACK_SERVICES)
+def test_each_pvewatch_of_each_stack_starts_with_what_its_stack_gives_it(
+    tmp_path: Path, stack: str, service: str
 ) -> None:
+    # Loading reads every secret file the config names: only the stack's exist here.
+    config = stack_config(stack, service, tmp_path)
+    inline = [w for w in config.warnings if "holds secrets inline" in w]
+    assert inline == [], "a stack's config keeps its secrets in Docker secrets"
+
+
+def test_the_try_out_stack_watches_its_simulator_with_the_token_it_accepts(
+    tmp_path: Path,
+) -> None:
+    command = _compose("compose.yaml")["services"]["simulator"]["command"]
+    args = dict(a.removeprefix("--").partition("=")[::2] for a in command if a[:2] == "--")
+    (cluster,) = stack_config("compose.yaml", "pvewatch", tmp_path).clusters
+    assert cluster.token is not None
+    assert cluster.token.reveal() == args["token"]
+    port = args["listen"].rpartition(":")[2]
+    scheme = "http" if "no-tls" in args else "https"
+    assert cluster.endpoints == (f"{scheme}://simulator:{port}",)
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if "prometheus" in _compose(s)["services"]])
+def test_prometheus_scrapes_the_port_pvewatch_listens_on(tmp_path: Path, stack: str) -> None:
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (target,) = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+    host, _, port = target.rpartition(":")
+    assert host in _pvewatch_services(_compose(stack))
+    listen = stack_config(stack, host, tmp_path).http.listen
+    assert listen is not None
+    assert listen.rpartition(":")[2] == port
+
+
+def test_the_ha_replicas_share_one_config_and_its_database(tmp_path: Path) -> None:
+    compose = _compose("compose.ha.yaml")
+    replicas = _pvewatch_services(compose)
+    assert len(replicas) >= 2
+    configs = [stack_config("compose.ha.yaml", r, tmp_path / r) for r in replicas]
+    assert len({(c.clusters[0].name, c.clusters[0].endpoints) for c in configs}) == 1
+    store = configs[0].store.postgres
+    assert store is not None
+    assert all(c.store.postgres == store for c in configs)
+    assert store.host in compose["services"]
+    database = compose["services"][store.host]["environment"]
+    assert (database["POSTGRES_USER"], database["POSTGRES_DB"]) == (store.user, store.dbname)
+    # The database's password is the secret the replicas read theirs from.
+    assert "pg_password" in compose["services"][store.host]["secrets"]
+    assert database["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg_password"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_file_a_stack_mounts_exists(stack: str) -> None:
+    compose = _compose(stack)
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
-            if source.startswith(".") and source not in user_provided:
-                assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
+            if source.startswith(".") and source not in USER_FILES:
+                assert (DEPLOY / source).exists(), f"{stack} {name}: {source} does not exist"
 
 
 # ------------------------------------------------------------------ Prometheus
@@ -297,7 +369,12 @@ def test_dashboard_is_valid_and_provisioned() -> None:
     provider = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "pvewatch.yml").read_text()
     )
-    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    # Grafana loads dashboards from where the stacks mount deploy/grafana/dashboards.
+    for stack in STACKS:
+        volumes = _compose(stack)["services"].get("grafana", {}).get("volumes", [])
+        for volume in volumes:
+            if volume.startswith("./grafana/dashboards:"):
+                assert provider["providers"][0]["options"]["path"] == volume.split(":")[1]
 
 
 def test_promql_uses_only_metrics_pvewatch_exports() -> None:
