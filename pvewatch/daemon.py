@@ -23,7 +23,7 @@ from pvewatch.config import Config
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.deliver import Deliverer, RetryPolicy, settings_for
 from pvewatch.errors import ConfigError, PvewatchError
-from pvewatch.http import Listener
+from pvewatch.http.listener import Listener
 from pvewatch.leadership import Leadership, SoleLeader
 from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event

@@ -13,7 +13,7 @@ then costs little, however many Prometheus servers ask. The pipeline series
 (`pvewatch_polls_total`, ... ; README "Metrics") and the process_* / python_* series of
 prometheus_client are built anew on every scrape.
 
-Thread-safe: the observer hooks run on the event loop, scrapes on the listener's threads.
+Thread-safe: the observer hooks run on the event loop, scrapes on the listener's worker thread.
 A scrape copies references under the lock and encodes outside it, so a poll never waits
 for a scrape.
 """

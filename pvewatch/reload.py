@@ -27,7 +27,7 @@ from typing import Literal
 
 from pvewatch.config import Config, HttpConfig
 from pvewatch.errors import ConfigError
-from pvewatch.http import Listener
+from pvewatch.http.listener import Listener
 from pvewatch.metrics import Metrics
 from pvewatch.probes import Heartbeat
 from pvewatch.systemd import Notifier, ServiceStatus

@@ -17,7 +17,7 @@ import pytest
 
 from pvewatch.config.types import HttpConfig, WebTlsConfig
 from pvewatch.errors import ConfigError
-from pvewatch.http import Listener
+from pvewatch.http.listener import Listener
 from pvewatch.metrics import Metrics
 from pvewatch.model import Resource, Snapshot
 from pvewatch.probes import Heartbeat

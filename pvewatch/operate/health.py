@@ -90,7 +90,9 @@ def check_health(http: HttpConfig, timeout_secs: float = DEFAULT_TIMEOUT_SECS) -
         return Verdict(False, f"{url}: TLS failed: {e.reason or e}{_client_cert_hint(http)}")
     except (OSError, HTTPException) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-        return Verdict(False, f"{url}: {reason}")
+        # asyncio sends no TLS alert when it refuses a handshake: a probe without the
+        # client certificate the listener asks for sees the connection closed.
+        return Verdict(False, f"{url}: {reason}{_client_cert_hint(http)}")
     return _judge(http, url, status, body)
 
 
