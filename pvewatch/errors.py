@@ -3,9 +3,10 @@
     PvewatchError
     ├── ConfigError              the config file is invalid (lists every problem)
     ├── SourceError              a poll of the PVE API failed; never "an empty cluster"
-    │   ├── SourceUnreachable    network, TLS, timeout, 5xx, 595/596
+    │   ├── SourceUnreachable    network, TLS, 5xx, 595/596
+    │   │   └── SourceTimeout    no complete answer within timeout_secs
     │   ├── SourceAuthError      401, 403 (with the missing privilege when PVE says it)
-    │   └── SourceBadResponse    not JSON, no `data`, wrong types
+    │   └── SourceBadResponse    not JSON, no `data`, wrong types, over max_response_bytes
     ├── StoreError               the state store cannot be read or written
     └── SinkError                one delivery attempt failed; `retryable` says if retrying can help
         └── SinkGone             the receiver says the endpoint is gone (HTTP 410): disable the sink
@@ -44,6 +45,10 @@ class SourceError(PvewatchError):
 
 class SourceUnreachable(SourceError):
     kind = "unreachable"
+
+
+class SourceTimeout(SourceUnreachable):
+    kind = "timeout"
 
 
 class SourceAuthError(SourceError):

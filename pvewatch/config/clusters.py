@@ -21,7 +21,7 @@ from pvewatch.config.reading import (
     kind,
     quote,
 )
-from pvewatch.config.types import ClusterConfig, TlsConfig
+from pvewatch.config.types import DEFAULT_MAX_RESPONSE_BYTES, ClusterConfig, TlsConfig
 from pvewatch.secret import Secret
 
 # As PVE's userid (pve-access-control); the secret goes into a header, so ASCII only.
@@ -31,6 +31,7 @@ _FINGERPRINT = re.compile(r"(?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64
 _CLUSTER_KEYS = frozenset(
     {"name", "endpoints", "token", "token_file", "username", "password", "password_file"}
     | {"tls", "interval_secs", "timeout_secs", "source_failure_threshold"}
+    | {"max_response_bytes"}
 )
 _TLS_KEYS = frozenset({"verify", "ca_file", "fingerprint"})
 
@@ -95,6 +96,14 @@ def _cluster(ctx: Ctx, path: str, value: object) -> ClusterConfig | None:
         ),
         source_failure_threshold=get_integer(
             ctx, f"{path}.source_failure_threshold", m.get("source_failure_threshold"), 3, 1, 10_000
+        ),
+        max_response_bytes=get_integer(
+            ctx,
+            f"{path}.max_response_bytes",
+            m.get("max_response_bytes"),
+            DEFAULT_MAX_RESPONSE_BYTES,
+            64 * 1024,
+            16 * 1024**3,
         ),
     )
 

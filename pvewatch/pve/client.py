@@ -7,6 +7,11 @@ the one place that calls httpx. Errors name the endpoint and the path, never a s
 Auth is an API token (stateless) or a ticket from username/password: the ticket is
 renewed after an hour (it lives two), and a 401 leads to one fresh login and one retry.
 A request tries each endpoint once, starting from the one that worked last.
+
+An answer is bounded: `timeout_secs` is the whole request to one endpoint (connect, send,
+every byte of the answer), and its body is read up to `max_response_bytes` (decoded), so
+a server that trickles or floods ends as one failed poll (`SourceTimeout`,
+`SourceBadResponse`) instead of holding the poll or the memory.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pvewatch.errors import (
     SourceAuthError,
     SourceBadResponse,
     SourceError,
+    SourceTimeout,
     SourceUnreachable,
 )
 from pvewatch.pve.tls import build_transport
@@ -62,6 +68,15 @@ class _Ticket:
     ticket: Secret
     csrf: Secret
     obtained_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An answer read whole (within the limits)."""
+
+    status_code: int
+    reason_phrase: str
+    content: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +257,7 @@ class PveClient:
         params: dict[str, str | int] | None,
         data: dict[str, str] | None,
         headers: dict[str, str],
-    ) -> tuple[httpx.Response, _Where]:
+    ) -> tuple[_Answer, _Where]:
         shown = f"{path}?{httpx.QueryParams(params)}" if params else path
         failures: list[SourceUnreachable] = []
         count = len(self._endpoints)
@@ -272,24 +287,59 @@ class PveClient:
         params: dict[str, str | int] | None,
         data: dict[str, str] | None,
         headers: dict[str, str],
-    ) -> httpx.Response:
+    ) -> _Answer:
         await self._wait_turn()
         url = f"{where.endpoint}{API_PREFIX}{path}"
+        timeout = self._cluster.timeout_secs
         try:
-            response = await self._http.request(
-                where.method, url, params=params, data=data, headers=headers
-            )
+            async with asyncio.timeout(timeout):
+                request = self._http.build_request(
+                    where.method, url, params=params, data=data, headers=headers
+                )
+                response = await self._http.send(request, stream=True)
+                try:
+                    answer = _Answer(
+                        response.status_code,
+                        response.reason_phrase,
+                        await self._read_body(response, where),
+                    )
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            problem = f"timed out after {timeout:g} s (timeout_secs: the whole answer)"
+            raise self._fail(SourceTimeout, where, problem) from None
         except httpx.DecodingError as exc:
             raise self._fail(SourceBadResponse, where, f"undecodable body: {exc}") from None
-        except httpx.TimeoutException:
-            timeout = f"{self._cluster.timeout_secs:g} s"
-            raise self._fail(SourceUnreachable, where, f"timed out after {timeout}") from None
         except httpx.HTTPError as exc:
             raise self._fail(SourceUnreachable, where, _describe(exc)) from None
-        if response.status_code >= 500:
-            reason = _reason(response)
-            raise self._fail(SourceUnreachable, where, f"{response.status_code} {reason}")
-        return response
+        if answer.status_code >= 500:
+            reason = _reason(answer)
+            raise self._fail(SourceUnreachable, where, f"{answer.status_code} {reason}")
+        return answer
+
+    async def _read_body(self, response: httpx.Response, where: _Where) -> bytes:
+        """The decoded body, up to max_response_bytes: beyond it, not one more byte."""
+        limit = self._cluster.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if (
+            declared.isdigit()
+            and int(declared) > limit
+            and "Content-Encoding" not in response.headers
+        ):
+            raise self._too_large(where, f"it announces {int(declared)} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(where, f"more than {limit} bytes came")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, where: _Where, detail: str) -> SourceError:
+        limit = self._cluster.max_response_bytes
+        problem = f"answer over max_response_bytes ({limit}): {detail}"
+        return self._fail(SourceBadResponse, where, problem)
 
     async def _wait_turn(self) -> None:
         """Keep at least `min_interval_secs` between two requests to this cluster."""
@@ -301,7 +351,7 @@ class PveClient:
 
     # -- decoding ------------------------------------------------------------------------
 
-    def _decode(self, response: httpx.Response, where: _Where) -> Any:
+    def _decode(self, response: _Answer, where: _Where) -> Any:
         status = response.status_code
         if status == 401:
             raise self._fail(SourceAuthError, where, f"401 {_reason(response)}")
@@ -401,14 +451,14 @@ def _task_path(node: str, upid: str) -> str:
     return f"/nodes/{quote(node, safe='')}/tasks/{quote(upid, safe='')}"
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: _Answer) -> str:
     """PVE puts its error text in the reason phrase; a proxy may replace it with the
     standard one, and PVE >= 8.3 repeats it as the JSON `message`."""
     phrase = response.reason_phrase.strip()
     if phrase and phrase != httpx.codes.get_reason_phrase(response.status_code):
         return phrase
     try:
-        body = response.json()
+        body = msgspec.json.decode(response.content)
     except (ValueError, RecursionError):
         body = None
     message = body.get("message") if isinstance(body, dict) else None

@@ -48,7 +48,7 @@ OUTAGES = [
     Outage("502 html from a proxy", "unreachable", lambda rows: [body("<h1>502</h1>", 3, 502)]),
     Outage("401 token revoked then restored", "auth", lambda rows: [status(401)]),
     Outage("403 privilege taken away", "auth", lambda rows: [status(403)]),
-    Outage("timeout", "unreachable", lambda rows: [fault("delay", 2, seconds=TIMEOUT_SECS * 3)]),
+    Outage("timeout", "timeout", lambda rows: [fault("delay", 2, seconds=TIMEOUT_SECS * 3)]),
     Outage("connection reset", "unreachable", lambda rows: [fault("reset")]),
     Outage("html and truncated bodies", "bad_response", lambda rows: [fault("garbage", 4)]),
     Outage("empty data list", "bad_response", lambda rows: [body('{"data": []}', 3)]),
