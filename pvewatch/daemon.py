@@ -225,12 +225,13 @@ async def run(
     loop = asyncio.get_running_loop()
     requests = Requests(stop, reload)
     requests.install(loop)
+    metrics = Metrics(clusters={}, sinks=())
     service = Carried(
         log,
         source,
         requests,
-        Notifier.from_env(os.environ, logger=log),
-        Metrics(clusters={}, sinks=()),
+        Notifier.from_env(os.environ, logger=log, on_dropped=metrics.notification_dropped),
+        metrics,
         ServiceStatus([c.name for c in config.clusters]),
         on_listening,
     )

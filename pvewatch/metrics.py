@@ -123,6 +123,7 @@ class Metrics:
         self._deliveries: Counter[tuple[str, str]] = Counter()
         self._delivery_durations: dict[str, Histogram] = {}
         self._enabled: dict[str, bool] = {}
+        self._notifications_dropped = 0
         # The last (re)load of the config: did it succeed, and when did one last succeed.
         self._reload_ok, self._reload_time = True, clock()
         self._cache_lock = threading.Lock()
@@ -213,6 +214,11 @@ class Metrics:
             durations = self._delivery_durations.setdefault(sink, Histogram(DELIVERY_BUCKETS))
             durations.observe(duration_secs)
 
+    def notification_dropped(self) -> None:
+        """A systemd notification found the notify socket full and was not sent."""
+        with self._lock:
+            self._notifications_dropped += 1
+
     def sink_enabled(self, sink: str, enabled: bool) -> None:
         with self._lock:
             self._enabled[sink] = enabled
@@ -291,7 +297,13 @@ class Metrics:
                 enabled={(s,): float(on) for s, on in self._enabled.items()},
                 reload=(float(self._reload_ok), self._reload_time),
             )
+            dropped = self._notifications_dropped
         yield from _pipeline_families(seen)
+        yield CounterMetricFamily(
+            "pvewatch_systemd_notifications_dropped",
+            "systemd notifications (STATUS=, WATCHDOG=1, ...) not sent: the socket was full",
+            value=dropped,
+        )
         yield _gauge(
             "pvewatch_cluster_leader",
             "1 if this replica polls the cluster (it leads it), 0 if another one does",

@@ -12,7 +12,11 @@ so the daemon calls it unconditionally. The daemon sends:
 - `STOPPING=1` when shutdown begins.
 
 A notification that cannot be sent is logged once and otherwise ignored: systemd being
-away (or restarted) must never stop the watcher.
+away (or restarted) must never stop the watcher. Sends never block: the socket's reader
+(systemd, or whatever set $NOTIFY_SOCKET) may be slow, and its queue holds few datagrams.
+A `STATUS=` or `WATCHDOG=1` that finds the queue full is dropped and counted
+(`on_dropped`; the metric `pvewatch_systemd_notifications_dropped_total`); `READY=1`,
+`RELOADING=1` and `STOPPING=1` are retried for up to IMPORTANT_WAIT_SECS, once each.
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+# How long READY=1, RELOADING=1 and STOPPING=1 wait for room in a full notify socket. It
+# blocks the caller (the event loop) that long at most, at those moments only.
+IMPORTANT_WAIT_SECS = 1.0
 
 
 class Notifier:
@@ -35,40 +44,60 @@ class Notifier:
         *,
         watchdog_usec: int | None = None,
         logger: logging.Logger | None = None,
+        on_dropped: Callable[[], None] = lambda: None,
     ) -> None:
         self._address = _socket_address(address) if address else None
         self.watchdog_usec = watchdog_usec
         self._log = logger or logging.getLogger("pvewatch.systemd")
+        self._on_dropped = on_dropped
         self._warned = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, logger: logging.Logger | None = None) -> Notifier:
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        logger: logging.Logger | None = None,
+        on_dropped: Callable[[], None] = lambda: None,
+    ) -> Notifier:
         return cls(
             env.get("NOTIFY_SOCKET") or None,
             watchdog_usec=_watchdog_usec(env, os.getpid()),
             logger=logger,
+            on_dropped=on_dropped,
         )
 
     @property
     def enabled(self) -> bool:
         return self._address is not None
 
-    def notify(self, *assignments: str) -> None:
-        """Send `READY=1`, `STATUS=...`, ... in one datagram."""
+    def notify(self, *assignments: str, important: bool = False) -> None:
+        """Send `READY=1`, `STATUS=...`, ... in one datagram, without blocking; when the
+        socket's queue is full, drop it, or (`important`) wait IMPORTANT_WAIT_SECS at most."""
         if self._address is None or not assignments:
             return
         message = "\n".join(a.replace("\n", " ") for a in assignments).encode()
+        flags = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            with socket.socket(socket.AF_UNIX, flags) as sock:
                 sock.connect(self._address)
-                sock.sendall(message)
+                sent = _send(sock, message, IMPORTANT_WAIT_SECS if important else 0.0)
         except OSError as exc:
             if not self._warned:  # once: a gone socket would otherwise log every poll
                 self._warned = True
                 self._log.warning("cannot notify systemd at %s: %s", self._address, exc)
+            return
+        if not sent:
+            self._on_dropped()
+            if important:
+                self._log.warning(
+                    "systemd's notify socket stayed full for %g s: %s not sent",
+                    IMPORTANT_WAIT_SECS,
+                    assignments[0],
+                )
 
     def ready(self, status: str) -> None:
-        self.notify("READY=1", f"STATUS={status}")
+        self.notify("READY=1", f"STATUS={status}", important=True)
 
     def status(self, status: str) -> None:
         self.notify(f"STATUS={status}")
@@ -77,10 +106,10 @@ class Notifier:
         """`RELOADING=1`; the `READY=1` of the new runtime ends the reload. systemd 253+
         wants the time with it (`MONOTONIC_USEC`, to match the SIGHUP); older ones ignore it."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}", f"STATUS={status}")
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}", f"STATUS={status}", important=True)
 
     def stopping(self, status: str = "stopping") -> None:
-        self.notify("STOPPING=1", f"STATUS={status}")
+        self.notify("STOPPING=1", f"STATUS={status}", important=True)
 
     async def keep_watchdog_fed(self) -> None:
         """`WATCHDOG=1` every half watchdog interval until cancelled; returns at once when
@@ -92,6 +121,20 @@ class Notifier:
         while True:
             self.notify("WATCHDOG=1")
             await asyncio.sleep(period)
+
+
+def _send(sock: socket.socket, message: bytes, wait_secs: float) -> bool:
+    """One datagram on a non-blocking socket; False when its queue stayed full."""
+    deadline = time.monotonic() + wait_secs
+    while True:
+        try:
+            sock.send(message)
+            return True
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            select.select([], [sock], [], left)  # writable: the reader made room
 
 
 def _socket_address(address: str) -> str:

@@ -4,21 +4,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from pvewatch.systemd import Notifier, ServiceStatus, _watchdog_usec
-from tests.e2e.harness import TOKEN, simulator
+from pvewatch.systemd import IMPORTANT_WAIT_SECS, Notifier, ServiceStatus, _watchdog_usec
+from tests.e2e.harness import TOKEN, polls_served, simulator, wait_for
 
 
 @pytest.fixture
@@ -80,6 +84,49 @@ def test_a_gone_socket_is_logged_once_and_never_raises(
     for _ in range(3):
         notifier.status("x")
     assert len([r for r in caplog.records if "cannot notify systemd" in r.message]) == 1
+
+
+def _fill(path: str) -> None:
+    """Send to `path` until its queue is full: its reader is stuck."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK) as sender:
+        sender.connect(path)
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(100_000):
+                sender.send(b"STATUS=filler")
+
+
+def test_a_full_socket_drops_a_status_at_once_and_counts_it(
+    notify_socket: tuple[str, socket.socket],
+) -> None:
+    dropped: list[int] = []
+    notifier = Notifier(notify_socket[0], on_dropped=lambda: dropped.append(1))
+    _fill(notify_socket[0])
+    started = time.monotonic()
+    for _ in range(20):
+        notifier.status("x")
+        notifier.notify("WATCHDOG=1")
+    assert time.monotonic() - started < 0.5 * IMPORTANT_WAIT_SECS  # never waited
+    assert len(dropped) == 40
+
+
+def test_ready_waits_briefly_for_room_then_gives_up(
+    notify_socket: tuple[str, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    path, sock = notify_socket
+    dropped: list[int] = []
+    notifier = Notifier(path, on_dropped=lambda: dropped.append(1))
+    _fill(path)
+    started = time.monotonic()
+    notifier.stopping()
+    assert IMPORTANT_WAIT_SECS * 0.9 <= time.monotonic() - started < IMPORTANT_WAIT_SECS + 5
+    assert dropped == [1]
+    assert "STOPPING=1 not sent" in caplog.text
+    # The reader makes room while READY=1 waits: it gets through.
+    reader = threading.Timer(0.2, lambda: [sock.recv(4096) for _ in range(3)])
+    reader.start()
+    notifier.ready("ok")
+    reader.join()
+    assert dropped == [1]
 
 
 @pytest.mark.parametrize(
@@ -199,3 +246,60 @@ def test_run_notifies_systemd_in_order(
     # Ready before the first poll: it does not wait for Proxmox.
     assert got[ready] == "READY=1\nSTATUS=1 cluster: sd waiting for the first poll", got
     assert "Traceback" not in stderr
+
+
+def test_a_notify_socket_nobody_reads_does_not_stop_polling(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    """The reader of $NOTIFY_SOCKET never reads: its queue fills within the first second
+    (a watchdog ping every 0.2 s); polls, the listener and the shutdown go on."""
+    path, _ = notify_socket
+    with simulator() as sim:
+        assert sim.fingerprint
+        config = tmp_path / "watch.yaml"
+        cluster = {
+            "name": "sd",
+            "endpoints": [sim.url],
+            "token": TOKEN,
+            "tls": {"fingerprint": sim.fingerprint},
+            "interval_secs": 1,
+        }
+        config.write_text(
+            json.dumps(
+                {
+                    "clusters": [cluster],
+                    "store": {"path": str(tmp_path / "state.db")},
+                    "http": {"listen": "127.0.0.1:0"},
+                    "sinks": {"out": {"type": "log", "path": str(tmp_path / "events.jsonl")}},
+                }
+            )
+        )
+        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+        env.pop("WATCHDOG_PID", None)
+        log = tmp_path / "stderr.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pvewatch", "run", "-c", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("wb"),
+        )
+        try:
+            found = wait_for(
+                lambda: re.search(r"on (http://127\.0\.0\.1:\d+)", log.read_text()),
+                what="the listener's address",
+            )
+            polled = polls_served(sim)
+            wait_for(lambda: polls_served(sim) >= polled + 5, timeout=30, what="5 more polls")
+            scraped = httpx.get(f"{found[1]}/metrics", timeout=10).text
+            counter = r"^pvewatch_systemd_notifications_dropped_total (\S+)$"
+            dropped = re.search(counter, scraped, re.MULTILINE)
+            assert dropped is not None, scraped[-500:]
+            assert float(dropped[1]) > 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert "STOPPING=1 not sent" in text
