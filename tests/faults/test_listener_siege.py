@@ -179,6 +179,7 @@ async def test_a_slowloris_leaves_descriptors_threads_and_memory_bounded(
         await _until_ready(client)  # the polls went on
     figures.add("garbage_requests", SLOW_CONNECTIONS + len(dropped))
     figures.measure("slowloris_peak_descriptors_over_idle", daemon.peak(0) - fds0)
+    figures.measure("slowloris_idle_descriptors", fds0)
     figures.measure("slowloris_peak_threads_over_idle", daemon.peak(1) - threads0)
     figures.measure("slowloris_peak_rss_growth_bytes", daemon.peak(2) - rss0)
     figures.measure("slowloris_slowest_scrape_secs", max(scrapes))
@@ -222,4 +223,5 @@ async def test_a_header_flood_over_tls_keeps_memory_flat(tmp_path: Path, figures
     growth = daemon.peak(2) - rss0
     figures.add("garbage_requests", rounds * FLOOD_CONNECTIONS)
     figures.measure("header_flood_peak_rss_growth_bytes", growth)
+    figures.measure("header_flood_idle_rss_bytes", rss0)
     assert growth < MAX_RSS_GROWTH, f"RSS grew by {growth / 1024**2:.0f} MB"
