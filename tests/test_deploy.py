@@ -390,11 +390,11 @@ def test_promql_uses_only_metrics_pvewatch_exports() -> None:
 
 
 def exported_metric_names() -> set[str]:
-    """The series names in the README's metric reference (each `pvewatch_...` name in it,
+    """The series names in the metric reference (each `pvewatch_...` name in it,
     with the suffixes Prometheus adds to histograms, counters and info metrics)."""
-    readme = (REPO / "README.md").read_text()
-    names = set(re.findall(r"`(pvewatch_[a-z0-9_]+)", readme))
-    assert names, "the README lists no pvewatch_ metric"
+    reference = (REPO / "docs" / "metrics.md").read_text()
+    names = set(re.findall(r"`(pvewatch_[a-z0-9_]+)", reference))
+    assert names, "docs/metrics.md lists no pvewatch_ metric"
     series = set(names)
     for name in names:
         series |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}

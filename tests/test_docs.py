@@ -1,4 +1,4 @@
-"""The README's event reference and the code's catalogue must tell the same story."""
+"""The event reference (docs/events.md) and the code's catalogue must tell the same story."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ from pathlib import Path
 
 from pvewatch.model import EVENT_TYPES
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+EVENTS = ROOT / "docs" / "events.md"
 
 
 def _reference_rows() -> dict[str, str]:
-    text = README.read_text()
-    section = text.split("### Event reference", 1)[1].split("\n## ", 1)[0]
+    text = EVENTS.read_text()
+    section = text.split("\n## Event reference\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([a-z_.]+)` \| (\w+) \|", section, flags=re.MULTILINE)
     names = [name for name, _ in rows]
     assert len(names) == len(set(names)), "an event type is listed twice"
     return dict(rows)
 
 
-def test_readme_lists_every_event_type_with_its_severity() -> None:
+def test_the_event_reference_lists_every_event_type_with_its_severity() -> None:
     documented = _reference_rows()
     expected = {name: t.severity.value for name, t in EVENT_TYPES.items()}
     assert documented == expected

@@ -26,7 +26,7 @@ from tests.prom import (
 )
 
 T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
-README = Path(__file__).resolve().parents[1] / "README.md"
+METRICS_DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 
 
 def guest(vmid: int, status: str = "running", **fields: object) -> Resource:
@@ -363,11 +363,11 @@ def test_series_follow_the_latest_snapshot(first: list[Resource], second: list[R
     assert len(select(samples, "pvewatch_resource_up")) == sum(r.status is not None for r in second)
 
 
-def test_readme_lists_every_metric_family() -> None:
+def test_the_metric_reference_lists_every_metric_family() -> None:
     metrics, _ = make(store=FakeOutbox())
     polled(metrics, snapshot(guest(100)), [event("guest.started", guest(100))])
     ours = {f for f in families(scrape(metrics)) if f.startswith("pvewatch_")}
-    section = README.read_text().split("\n## Metrics", 1)[1].split("\n## ", 1)[0]
+    section = METRICS_DOC.read_text().split("\n## Metric reference", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `(pvewatch_[a-z_]+)`", section, flags=re.MULTILINE))
     assert documented == ours
 
@@ -378,8 +378,8 @@ def _promtool(*args: str) -> str:
     return done.stdout
 
 
-def test_the_readme_alerts_are_valid_rules_on_real_series(tmp_path: Path) -> None:
-    section = README.read_text().split("### Ready-made alerts", 1)[1]
+def test_the_documented_alerts_are_valid_rules_on_real_series(tmp_path: Path) -> None:
+    section = METRICS_DOC.read_text().split("## Ready-made alerts", 1)[1]
     rules = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "rules.yml").write_text(rules)
     _promtool("check", "rules", str(tmp_path / "rules.yml"))
@@ -392,7 +392,7 @@ def test_the_readme_alerts_are_valid_rules_on_real_series(tmp_path: Path) -> Non
 
 
 def test_the_deploy_scrape_config_is_valid() -> None:
-    _promtool("check", "config", str(README.parent / "deploy/prometheus/prometheus.yml"))
+    _promtool("check", "config", str(METRICS_DOC.parents[1] / "deploy/prometheus/prometheus.yml"))
 
 
 def test_a_reload_keeps_the_series_of_what_stays_and_drops_the_rest() -> None:

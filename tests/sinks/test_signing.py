@@ -111,12 +111,12 @@ def test_signature_is_hmac_sha256_of_id_timestamp_body(
     assert signing.signature(key, "evt_x", timestamp, body) == expected
 
 
-def test_the_readme_receiver_verifies_what_pvewatch_signs() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Signing", 1)[1]
+def test_the_documented_receiver_verifies_what_pvewatch_signs() -> None:
+    sinks_doc = (Path(__file__).resolve().parents[2] / "docs" / "sinks.md").read_text()
+    section = sinks_doc.split("### Signing", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 — the README's own example
+    exec(code, namespace)  # noqa: S102 — the docs' own example
     verify = namespace["verify"]
     now = int(time.time())
     body = b'{"type": "guest.stopped"}'
