@@ -2,7 +2,7 @@
 config), against `pvewatch simulate` from the same image: it polls and turns healthy as
 uid 10001, a guest start reaches its log and its store, SIGHUP reloads, `docker stop` ends
 it with exit 0 well within its grace, and its state survives a restart (a stop made while
-it was down is reported late: a live stop would be held 30 s, README "Holds").
+it was down is reported late: a live stop would be held 30 s, docs/rules.md, "Holds").
 
 The tests of this module run in order on one container (each says what it needs)."""
 

@@ -119,6 +119,6 @@ def test_alertmanager_sends_what_pvewatch_sends(tmp_path: Path, problem: Event) 
             post(client, resolved)
             real = wait_for(lambda: sent(hook, "resolved", fingerprint), what="the resolution")
             # Alertmanager keeps the problem's startsAt; pvewatch's resolution does not
-            # know it and says its own time (README, Alert formats).
+            # know it and says its own time (docs/sinks.md, "Webhook formats").
             real["alerts"][0]["startsAt"] = resolved["alerts"][0]["startsAt"]
             assert real == resolved
