@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECS",
         help="delay of 401 answers (PVE: about 3)",
     )
+    p.add_argument("--notify-url", metavar="URL", help="send PVE notifications here (webhook)")
+    p.add_argument("--notify-token", metavar="TOKEN", help="... with Authorization: Bearer TOKEN")
     _api_parser(sub)
     _silence_parser(sub)
     _delivery_parsers(sub)
@@ -511,6 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tls=not args.no_tls,
                 offline_expiry_secs=args.offline_expiry,
                 auth_fail_delay_secs=args.auth_fail_delay,
+                notify_url=args.notify_url,
+                notify_token=args.notify_token,
             )
         )
     raise AssertionError(f"unhandled command {args.command}")

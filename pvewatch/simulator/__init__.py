@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +28,7 @@ class SimOptions:
     offline_expiry_secs: float = 300.0
     # Delay before a 401 answer (about 3 s on real PVE; 0 keeps tests fast).
     auth_fail_delay_secs: float = 0.0
+    # PVE's webhook notification target: where the simulated PVE sends its notifications
+    # (pvewatch's `/notify/{name}`) and the bearer token it sends (health/notifier.py).
+    notify_url: str | None = None
+    notify_token: str | None = field(default=None, repr=False)

@@ -10,23 +10,24 @@ from collections.abc import Hashable
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.auth import Authenticator
 from pvewatch.simulator.cluster import TYPE_FILTERS, SimCluster
+from pvewatch.simulator.health import routes as health_routes
 from pvewatch.simulator.reply import (
     GZIP_MIN_BYTES,
     Reply,
     Request,
+    bad_params,
     bare,
     compress,
     encode,
     handler_error,
+    last_param,
     ok,
+    unknown_params,
+    unreachable,
 )
 from pvewatch.simulator.tasks import log_page, parse_upid
 
 PREFIX = "/api2/json"
-_NOT_IN_SCHEMA = (
-    "property is not defined in schema and the schema does not allow additional properties"
-)
-_BAD_PARAMS = "Parameter verification failed.\n"
 
 
 class Api:
@@ -47,9 +48,12 @@ class Api:
         auth = self._auth.authenticate(req.method, req.cookie, req.authorization, req.csrf)
         if auth.user is None:
             return bare(401, auth.reason, self._options.auth_fail_delay_secs)
-        return self._route(req, rel)
+        override = self._cluster.health.overrides.answer(req.method, rel)
+        if override is not None:
+            return override
+        return self._route(req, rel, auth.user)
 
-    def _route(self, req: Request, rel: str) -> Reply:
+    def _route(self, req: Request, rel: str, user: str) -> Reply:
         now = self._cluster.clock()
         if req.method == "GET":
             if rel == "/version":
@@ -63,17 +67,20 @@ class Api:
             parts = rel.split("/")
             if len(parts) == 6 and parts[1] == "nodes" and parts[3] == "tasks":
                 return self._task(req, parts[2], parts[4], parts[5])
+        health = health_routes.answer(self._cluster, user, req, rel, now)
+        if health is not None:
+            return health
         return handler_error(501, f"Method '{req.method} {rel}' not implemented")
 
     def _resources(self, req: Request, now: float) -> Reply:
         bad = self._checked(req, {"type"})
         if bad:
             return bad
-        kind = _last(req.query, "type")
+        kind = last_param(req.query, "type")
         if kind is not None and kind not in TYPE_FILTERS:
             enum = ", ".join(TYPE_FILTERS)
             errors = {"type": f"value '{kind}' does not have a value in the enumeration '{enum}'"}
-            return handler_error(400, _BAD_PARAMS, errors)
+            return bad_params(errors)
         key = self._cluster.render_key(now)
         if key != self._cache_key:
             self._cache_key, self._cache = key, {}
@@ -90,20 +97,17 @@ class Api:
         allowed = {"start", "limit", "download"} if what == "log" else set()
         if what not in ("status", "log"):
             return handler_error(501, f"Method 'GET {req.path[len(PREFIX) :]}' not implemented")
-        online = self._cluster.node_online(node)
-        if online is None:
-            message = f"hostname lookup '{node}' failed - failed to get address info for: "
-            return handler_error(500, f"{message}{node}: Name or service not known\n")
-        if not online:
-            return bare(595, "No route to host")
+        gone = unreachable(node, self._cluster.node_online(node))
+        if gone:
+            return gone
         bad = self._checked(req, allowed)
         if bad:
             return bad
         if parse_upid(upid) is None:
-            return handler_error(400, _BAD_PARAMS, {"upid": "unable to parse worker upid"})
+            return bad_params({"upid": "unable to parse worker upid"})
         task = self._cluster.tasks.get(upid)
         if task is None or task.node != node:
-            return handler_error(400, _BAD_PARAMS, {"upid": "no such task"})
+            return bad_params({"upid": "no such task"})
         if what == "status":
             return ok(task.status_row())
         start, limit = _int_param(req, "start", 0), _int_param(req, "limit", 50)
@@ -125,23 +129,14 @@ class Api:
         return ok(data)
 
     def _checked(self, req: Request, allowed: set[str]) -> Reply | None:
-        """400 for query parameters the schema does not know; `_dc` is dropped silently."""
-        unknown = sorted(set(req.query) - allowed - {"_dc"})
-        if unknown:
-            return handler_error(400, _BAD_PARAMS, dict.fromkeys(unknown, _NOT_IN_SCHEMA))
-        return None
-
-
-def _last(query: dict[str, list[str]], name: str) -> str | None:
-    values = query.get(name)
-    return values[-1] if values else None
+        return unknown_params(req.query, allowed)
 
 
 def _int_param(req: Request, name: str, default: int) -> int | Reply:
-    raw = _last(req.query, name)
+    raw = last_param(req.query, name)
     if raw is None:
         return default
     if not raw.isdigit():
         errors = {name: f"type check ('integer') failed - got '{raw}'"}
-        return handler_error(400, _BAD_PARAMS, errors)
+        return bad_params(errors)
     return int(raw)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pvewatch.simulator.entities import Guest
+from pvewatch.simulator.health.vzdump import finish_churn_backup
 
 if TYPE_CHECKING:
     from pvewatch.simulator.cluster import SimCluster
@@ -72,6 +73,8 @@ def _complete(cluster: SimCluster, op: PendingOp) -> bool:
         guest.lock = None
     if op.upid:
         cluster.finish_task(op.upid, op.result, op.due)
+        if op.kind == "backup":  # its volume and the vzdump notification (health/vzdump.py)
+            finish_churn_backup(cluster, op.target, op.upid, op.result, op.due)
     cluster.changed()
     return True
 

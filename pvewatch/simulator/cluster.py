@@ -31,6 +31,7 @@ from pvewatch.simulator.edits import (
     node_status,
 )
 from pvewatch.simulator.entities import Guest, Node, Row, pool_row
+from pvewatch.simulator.health.state import HealthState
 from pvewatch.simulator.tasks import Task, TaskBook
 
 TYPE_FILTERS = ("vm", "storage", "node", "sdn")
@@ -65,6 +66,7 @@ class SimCluster:
         self._edits = 0  # bumped on every change, so cached bodies know when to rebuild
         self._creating: set[str] = set()
         self._next_pid = 4000 + options.seed % 1000
+        self.health = HealthState(self, clock())  # HA, Ceph, replication, backups... (health/)
 
     # --- what the API shows ------------------------------------------------------------
 

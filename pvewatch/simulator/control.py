@@ -14,6 +14,8 @@
                                       {"upid","status"} finishes a running task
     GET|POST|DELETE /_sim/faults      see faults.py
     GET|DELETE /_sim/stats            API requests per path (the /_sim/ ones not counted)
+    /_sim/acl, paths, ha, ceph, replication, qdevice, certificates, disks, zfs, backups,
+    backup-jobs, vzdump, notify       see health/control.py and docs/simulator-health.md
 
 Pool ids start with `/`: `/_sim/resources//pool/x` and `/_sim/resources/pool/x` both
 name `/pool/x`. Call `handle()` with the cluster lock held.
@@ -28,6 +30,8 @@ from typing import Any
 from pvewatch.simulator.cluster import SimCluster
 from pvewatch.simulator.edits import ControlError
 from pvewatch.simulator.faults import FaultQueue, parse_fault
+from pvewatch.simulator.health import control as health_control
+from pvewatch.simulator.health.notifier import Notifier
 from pvewatch.simulator.reply import Reply, Request, encode
 
 PREFIX = "/_sim"
@@ -59,10 +63,13 @@ class RequestStats:
 
 
 class Control:
-    def __init__(self, cluster: SimCluster, faults: FaultQueue, stats: RequestStats) -> None:
+    def __init__(
+        self, cluster: SimCluster, faults: FaultQueue, stats: RequestStats, notifier: Notifier
+    ) -> None:
         self._cluster = cluster
         self._faults = faults
         self._stats = stats
+        self._notifier = notifier
 
     def handle(self, req: Request) -> Reply:
         try:
@@ -89,6 +96,9 @@ class Control:
             if method == "DELETE":
                 self._stats.clear()
             return _ok(self._stats.snapshot())
+        health = health_control.handle(self._cluster, self._notifier, method, path, body)
+        if health is not None:
+            return health
         return _error(404, f"{method} {req.path}: no such control endpoint")
 
     def _resources(self, method: str, body: Any, now: float) -> Reply:

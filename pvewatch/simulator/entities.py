@@ -63,8 +63,8 @@ class Node:
             row["mem"] = self.mem + int(self.mem * 0.02 * _jitter(self.nodeid + 7, cycle))
             row["disk"] = self.disk
         row["cgroup-mode"] = self.cgroup_mode
-        if self.hastate is not None:
-            row["hastate"] = self.hastate if self.online else "unknown"
+        if self.hastate is not None:  # the CRM marks a lost node unknown, unless it fences it
+            row["hastate"] = self.hastate if self.online or self.hastate != "online" else "unknown"
         row.update(self.extra)
         return row
 

@@ -11,6 +11,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 GZIP_MIN_BYTES = 1024  # pve-http-server compresses only bodies above this
+BAD_PARAMS = "Parameter verification failed.\n"
+NOT_IN_SCHEMA = (
+    "property is not defined in schema and the schema does not allow additional properties"
+)
 
 
 @dataclass(slots=True)
@@ -74,3 +78,27 @@ def bare(status: int, reason: str, delay_secs: float = 0.0) -> Reply:
 
 def compress(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=5, mtime=0)
+
+
+def bad_params(errors: dict[str, str]) -> Reply:
+    """400 `Parameter verification failed.` with what is wrong about each parameter."""
+    return handler_error(400, BAD_PARAMS, errors)
+
+
+def unknown_params(query: dict[str, list[str]], allowed: set[str]) -> Reply | None:
+    """400 for query parameters the schema does not know; `_dc` is dropped silently."""
+    unknown = sorted(set(query) - allowed - {"_dc"})
+    return bad_params(dict.fromkeys(unknown, NOT_IN_SCHEMA)) if unknown else None
+
+
+def last_param(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[-1] if values else None
+
+
+def unreachable(node: str, online: bool | None) -> Reply | None:
+    """What pveproxy answers when proxying to `node` fails (`online` None: no such node)."""
+    if online is None:
+        message = f"hostname lookup '{node}' failed - failed to get address info for: "
+        return handler_error(500, f"{message}{node}: Name or service not known\n")
+    return None if online else bare(595, "No route to host")

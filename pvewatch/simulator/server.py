@@ -37,6 +37,7 @@ from pvewatch.simulator.certs import make_self_signed
 from pvewatch.simulator.cluster import SimCluster
 from pvewatch.simulator.control import Control, RequestStats
 from pvewatch.simulator.faults import REASONS, Fault, FaultQueue
+from pvewatch.simulator.health.notifier import Notifier
 from pvewatch.simulator.reply import GZIP_MIN_BYTES, Reply, Request, bare, compress, handler_error
 
 MAX_BODY_BYTES = 256 * 1024**2  # room for a PUT of a very large resource list
@@ -54,7 +55,8 @@ class SimServer:
         self.faults = FaultQueue()
         self.stats = RequestStats()
         self.api = Api(self.cluster, self.auth, options)
-        self.control = Control(self.cluster, self.faults, self.stats)
+        self.notifier = Notifier(options.notify_url, options.notify_token)
+        self.control = Control(self.cluster, self.faults, self.stats, self.notifier)
         self.fingerprint: str | None = None
         self.cert_pem: bytes | None = None
         self._httpd: _HTTPServer | None = None
@@ -88,6 +90,7 @@ class SimServer:
             self._httpd.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
+        self.notifier.stop()
 
     def __enter__(self) -> SimServer:
         return self.start()
@@ -124,12 +127,15 @@ class SimServer:
                 while now >= next_step:
                     self.cluster.step(rng, next_step)
                     next_step += interval
+                self._send_notifications()
 
     def answer(self, req: Request) -> Reply:
         """The reply for one request; faults apply to the API, never to /_sim/."""
         if req.path == "/_sim" or req.path.startswith("/_sim/"):
             with self.cluster.lock:
-                return self.control.handle(req)
+                reply = self.control.handle(req)
+                self._send_notifications()
+                return reply
         taken = self.faults.take(req.path)
         if taken is not None and taken[0].kind != "delay":
             return self._fault_reply(req, *taken)
@@ -138,6 +144,12 @@ class SimServer:
         if taken is not None:
             reply.delay_secs += taken[0].seconds
         return reply
+
+    def _send_notifications(self) -> None:
+        """What the simulated PVE decided to send, to its webhook target (queued, not
+        waited for). Call with the cluster lock held."""
+        for notice in self.cluster.health.take_outbox():
+            self.notifier.submit(notice)
 
     def _fault_reply(self, req: Request, fault: Fault, use: int) -> Reply:
         if fault.kind == "reset":
@@ -323,4 +335,6 @@ def _print_banner(sim: SimServer, out: TextIO) -> None:
         print(f"  auth:        API token {spec.rpartition('=')[0]} (secret as given)", file=out)
     if o.user:
         print(f"  auth:        user {o.user} (password as given)", file=out)
+    if o.notify_url:
+        print(f"  notify:      PVE notifications go to {o.notify_url}", file=out)
     out.flush()

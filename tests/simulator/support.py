@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 CAPTURED = Path(__file__).resolve().parents[2] / ".." / "shared" / "pve-api" / "captured"
+HEALTH_CAPTURED = CAPTURED.parent / "health" / "captured"
 TOKEN = "pvewatch@pve!monitor=0b2c7a9e-3f4d-4c1e-9a8b-7d6e5f4a3b2c"
 TOKEN_HEADER = {"Authorization": "PVEAPIToken=" + TOKEN}
 START = 1_787_217_235.0  # 2026-08-20T09:13:55Z
