@@ -1,11 +1,5 @@
-"""The PVE API: `PveClient` (auth, TLS, failover, typed errors) and task ids (`Upid`).
+"""The PVE API: `client` (PveClient: auth, TLS, failover, typed errors; httpx lives there).
 
-This package is the only code that knows PVE URLs and imports httpx for it.
+This package is the only code that knows PVE URLs. Task ids (UPIDs) are parsed in
+`pvewatch.upid`, below both this package and the watch core.
 """
-
-from __future__ import annotations
-
-from pvewatch.pve.client import PveClient
-from pvewatch.pve.upid import Upid, format_upid, parse_upid
-
-__all__ = ["PveClient", "Upid", "format_upid", "parse_upid"]

@@ -35,7 +35,7 @@ from pvewatch.model import (
     event_id,
     format_time,
 )
-from pvewatch.pve.upid import parse_upid
+from pvewatch.upid import parse_upid
 from pvewatch.watch.diff import label
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from pvewatch.cli import main
 from pvewatch.config import load_config
 from pvewatch.errors import ConfigError
 from pvewatch.model import Event
-from pvewatch.pve.upid import parse_upid
 from pvewatch.sinks.formats import FORMATS
 from pvewatch.sinks.log import format_json, format_text
+from pvewatch.upid import parse_upid
 from pvewatch.watch import carry_forward, diff, normalize
 from pvewatch.watch.normalize import implausible
 from tests.faults.figures import Figures

@@ -11,8 +11,9 @@ import pytest
 import respx
 
 from pvewatch.config import ClusterConfig
-from pvewatch.pve import PveClient, parse_upid
+from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret
+from pvewatch.upid import parse_upid
 from tests.pve.support import CAPTURED
 
 BASE = "https://pve1:8006/api2/json"

@@ -11,7 +11,7 @@ import respx
 
 from pvewatch.config import ClusterConfig
 from pvewatch.errors import ConfigError, SourceAuthError, SourceUnreachable
-from pvewatch.pve import PveClient
+from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret
 
 BASE = "https://pve1:8006/api2/json"

@@ -11,7 +11,7 @@ import pytest
 from pvewatch.config import ClusterConfig
 from pvewatch.config.types import DEFAULT_MAX_RESPONSE_BYTES
 from pvewatch.errors import SourceBadResponse, SourceError, SourceTimeout
-from pvewatch.pve import PveClient
+from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret
 from tests.e2e.harness import wait_for
 from tests.pve.hostile import TWO_GB, Hostile, hostile_api

@@ -21,7 +21,7 @@ from pvewatch.errors import (
     SourceError,
     SourceUnreachable,
 )
-from pvewatch.pve import PveClient
+from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret
 
 TOKEN = "pvewatch@pve!monitor=0b2c7a9e-3f4d-4c1e-9a8b-7d6e5f4a3b2c"

@@ -9,7 +9,7 @@ import pytest
 
 from pvewatch.config import ClusterConfig, TlsConfig
 from pvewatch.errors import SourceUnreachable
-from pvewatch.pve import PveClient
+from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret
 from pvewatch.simulator.certs import make_self_signed
 from tests.pve.support import TlsServer

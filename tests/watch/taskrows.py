@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from pvewatch.model import Event, Snapshot
-from pvewatch.pve.upid import Upid, format_upid
+from pvewatch.upid import Upid, format_upid
 from pvewatch.watch import diff
 from pvewatch.watch.rules import RuleInput
 

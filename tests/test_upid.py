@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvewatch.pve import Upid, format_upid, parse_upid
+from pvewatch.upid import Upid, format_upid, parse_upid
 
 PARSED = [
     (
