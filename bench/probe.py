@@ -37,7 +37,7 @@ from pvewatch.model import Event, ResourceRef, Severity, event_id
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
 from pvewatch.pve.tls import build_transport
-from pvewatch.sinks.filter import route
+from pvewatch.routing import route
 
 
 class _TimedStream(httpx.AsyncByteStream):

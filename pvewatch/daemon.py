@@ -31,8 +31,8 @@ from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.probes import Heartbeat
 from pvewatch.pve.client import PveClient
 from pvewatch.reload import Carried, ConfigSource, Requests, reread
+from pvewatch.routing import route
 from pvewatch.sinks import Sink, build_sink
-from pvewatch.sinks.filter import route
 from pvewatch.sinks.log import LogSink
 from pvewatch.store.opening import open_state
 from pvewatch.store.sqlite import SqliteStore

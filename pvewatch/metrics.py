@@ -44,6 +44,7 @@ from pvewatch.config.types import SinkConfig
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Snapshot
 from pvewatch.probes import ClusterProgress
+from pvewatch.routing import route
 from pvewatch.series import (
     RESOURCE_LABELS,
     Histogram,
@@ -51,7 +52,6 @@ from pvewatch.series import (
     resource_labels,
     up_value,
 )
-from pvewatch.sinks.filter import route
 
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -15,7 +15,7 @@ from pvewatch.config.types import SinkConfig
 from pvewatch.errors import StoreError
 from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event, Resource, ResourceRef, Severity, Snapshot
-from pvewatch.sinks.filter import SinkFilter
+from pvewatch.routing import SinkFilter
 from tests.prom import (
     families,
     parse,

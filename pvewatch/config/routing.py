@@ -34,7 +34,7 @@ from pvewatch.config.reading import (
     read_text_file,
 )
 from pvewatch.model import EVENT_TYPES, Severity
-from pvewatch.sinks.filter import SinkFilter
+from pvewatch.routing import SinkFilter
 from pvewatch.sinks.formats import DEFAULT_FORMAT, FORMATS
 from pvewatch.sinks.formats.template import template_problem
 

@@ -8,15 +8,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pvewatch.config.logging import LogConfig
 from pvewatch.config.rules import RulesConfig
+from pvewatch.routing import SinkFilter
 from pvewatch.secret import Secret
-
-if TYPE_CHECKING:  # at run time pvewatch.sinks imports this module
-    from pvewatch.sinks.filter import SinkFilter
 
 DEFAULT_STORE_PATH = Path("/var/lib/pvewatch/state.db")
 DEFAULT_LISTEN = "127.0.0.1:9886"
@@ -183,8 +180,9 @@ class SinkConfig:
     name: str
     type: str
     options: dict[str, object] = field(default_factory=dict)
-    # Framework-owned keys, for every type (pvewatch.config.routing): which events the
-    # sink receives (None: all), and whether it gets the events that resolve a problem.
+    # Framework-owned keys, for every type (read by pvewatch.config.routing, applied by
+    # pvewatch.routing): which events the sink receives (None: all), and whether it gets
+    # the events that resolve a problem.
     filter: SinkFilter | None = None
     send_resolved: bool = True
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)

@@ -9,7 +9,7 @@ import pytest
 from pvewatch.config.reading import Ctx
 from pvewatch.config.routing import format_options
 from pvewatch.model import Severity
-from pvewatch.sinks.filter import SinkFilter
+from pvewatch.routing import SinkFilter
 
 from .support import assert_reported, base, load
 

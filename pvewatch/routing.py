@@ -1,5 +1,6 @@
 """Which events a sink receives: the `filter:` of a sink, and the routing of one event to
-the names of the sinks that take it. Pure: no clock, no I/O.
+the names of the sinks that take it. Pure: no clock, no I/O. A ground-layer module: the
+config builds filters, the pipeline, delivery and the metrics route with them.
 
 A filter is a conjunction: every criterion that is set must match, and a list matches
 when any of its entries does (`tags` with `tags_match: all` needs every tag). Strings are

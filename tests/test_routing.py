@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pvewatch.model import Change, Event, ResourceRef, Severity
-from pvewatch.sinks.filter import SinkFilter, matches, route
-
-from .formats.events import FIRING, NODE_OFFLINE, RESOLVED, T0, events
+from pvewatch.routing import SinkFilter, matches, route
+from tests.sinks.formats.events import FIRING, NODE_OFFLINE, RESOLVED, T0, events
 
 GUEST = replace(
     FIRING,
