@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from pvewatch.config.types import StoreConfig
 from pvewatch.model import format_time
+from pvewatch.silence import Silence, parse_match
 from pvewatch.store.opening import open_store
 from pvewatch.store.sqlite import SqliteStore
-from pvewatch.watch.suppress import Silence, parse_match
 
 if TYPE_CHECKING:
     from pvewatch.store.postgres import PostgresStore

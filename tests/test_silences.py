@@ -13,8 +13,8 @@ import pytest
 from pvewatch import silences
 from pvewatch.cli import build_parser, parse_duration
 from pvewatch.config.types import StoreConfig
+from pvewatch.silence import parse_match
 from pvewatch.store.sqlite import SqliteStore
-from pvewatch.watch.suppress import parse_match
 from tests.pg import fresh_database
 
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pvewatch.model import Event, Snapshot, SourceHealth
-from pvewatch.watch.suppress import Silence
+from pvewatch.silence import Silence
 
 NEVER = datetime.min.replace(tzinfo=UTC)
 

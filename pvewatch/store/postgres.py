@@ -29,10 +29,10 @@ from pvewatch.config.types import PostgresConfig
 from pvewatch.errors import StoreError
 from pvewatch.leadership import lock_key
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
+from pvewatch.silence import Matcher, Silence
 from pvewatch.store import ClusterStatus, OutboxItem, Routing
 from pvewatch.store import postgres_sql as sql
 from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
-from pvewatch.watch.suppress import Matcher, Silence
 
 __all__ = ["Fencing", "NotLeader", "PostgresStore", "connect_args"]
 

@@ -29,9 +29,9 @@ from typing import Any
 
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
+from pvewatch.silence import Matcher, Silence
 from pvewatch.store import ClusterStatus, OutboxItem, Routing
 from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
-from pvewatch.watch.suppress import Matcher, Silence
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from pvewatch.config.rules import RulesConfig
 from pvewatch.model import EVENT_TYPES, Event, Snapshot, event_id
+from pvewatch.silence import Silence
 from pvewatch.watch import cause, suppress, tasks, thresholds
 from pvewatch.watch.shape import SHAPE_EVENT_TYPES, shape
-from pvewatch.watch.suppress import Silence
 
 # The event types the rules make (the others come from the diff and the source health).
 RULE_EVENT_TYPES = frozenset(

@@ -17,9 +17,9 @@ from pvewatch.config import Config
 from pvewatch.config.rules import ExpectRule, RulesConfig
 from pvewatch.config.shape import ShapeConfig
 from pvewatch.model import Event
+from pvewatch.silence import parse_match
 from pvewatch.simulator.server import SimServer
 from pvewatch.store.sqlite import SqliteStore
-from pvewatch.watch.suppress import parse_match
 from tests.e2e.harness import (
     baseline_recorded,
     control,

@@ -9,8 +9,8 @@ import pytest
 
 from pvewatch.config.rules import MaintenanceConfig
 from pvewatch.model import Event, Severity
+from pvewatch.silence import Silence, parse_match
 from pvewatch.watch import suppress
-from pvewatch.watch.suppress import Matcher, Silence, parse_match
 
 from .rows import NOW, Row, ct, node, storage, vm
 from .taskrows import rule_input
@@ -33,47 +33,6 @@ def applied(
     inp = rule_input(old, new)
     events = suppress.apply(inp.events, inp.new, config, silences or [], NOW)
     return [(e.type, e.suppressed) for e in events]
-
-
-@pytest.mark.parametrize(
-    ("text", "matchers"),
-    [
-        ("cluster=lab", (Matcher("cluster", "lab"),)),
-        (
-            "cluster=lab,resource=qemu/100,type=guest.*",
-            (
-                Matcher("cluster", "lab"),
-                Matcher("resource", "qemu/100"),
-                Matcher("type", "guest.*"),
-            ),
-        ),
-        (
-            " node = pve1 , type!=node.* ",
-            (Matcher("node", "pve1"), Matcher("type", "node.*", True)),
-        ),
-        ("tag=prod", (Matcher("tag", "prod"),)),
-    ],
-)
-def test_parse_match(text: str, matchers: tuple[Matcher, ...]) -> None:
-    assert parse_match(text) == matchers
-    assert parse_match(",".join(str(m) for m in matchers)) == matchers
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("", "expected KEY=GLOB"),
-        ("cluster", "expected KEY=GLOB"),
-        ("cluster=", "expected KEY=GLOB"),
-        ("colour=red", "unknown key 'colour'"),
-        ("type!=guest.*", "at least one KEY=GLOB"),
-        ("cluster=lab,,type=x", "expected KEY=GLOB"),
-    ],
-)
-def test_parse_match_says_what_is_wrong(text: str, problem: str) -> None:
-    with pytest.raises(ValueError, match="--match: ") as caught:
-        parse_match(text)
-    assert problem in str(caught.value)
 
 
 STOP = (
