@@ -34,9 +34,9 @@ from pvewatch import daemon
 from pvewatch.config import Config, load_config
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.model import Event, ResourceRef, Severity, event_id
+from pvewatch.net.tls import build_transport
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
-from pvewatch.pve.tls import build_transport
 from pvewatch.routing import route
 
 

@@ -21,8 +21,9 @@ from typing import Any, TextIO
 
 from pvewatch.config import ClusterConfig, Config, check_config, load_config
 from pvewatch.errors import ConfigError, SourceAuthError, SourceError, SourceUnreachable
-from pvewatch.operate.net import ProbeError, host_port, reach, unverified_context
-from pvewatch.operate.report import Check, Section, exit_code, render
+from pvewatch.net.probe import Check, ProbeError, host_port, reach
+from pvewatch.net.tls import unverified_context
+from pvewatch.operate.report import Section, exit_code, render
 from pvewatch.operate.sinkcheck import check_sink
 from pvewatch.pve.client import PveClient
 

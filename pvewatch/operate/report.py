@@ -9,17 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
-Status = Literal["ok", "warn", "fail", "hint"]
+from pvewatch.net.probe import Check, Status
+
 _MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "hint": "    "}
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    status: Status
-    what: str  # tls, auth, version, visible, connect, ...
-    message: str
 
 
 @dataclass(slots=True)

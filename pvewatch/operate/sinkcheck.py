@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pvewatch.config import Config, SinkConfig
-from pvewatch.operate.net import ProbeError, host_port, reach, unverified_context
+from pvewatch.net.probe import ProbeError, host_port, reach
+from pvewatch.net.tls import unverified_context
 from pvewatch.operate.report import Section
 from pvewatch.secret import Secret
 

@@ -39,7 +39,7 @@ from pvewatch.errors import (
     SourceTimeout,
     SourceUnreachable,
 )
-from pvewatch.pve.tls import build_transport
+from pvewatch.net.tls import build_transport
 from pvewatch.secret import Secret
 
 API_PREFIX = "/api2/json"

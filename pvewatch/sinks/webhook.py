@@ -26,7 +26,7 @@ from pvewatch import __version__
 from pvewatch.config.types import SinkConfig, TlsConfig
 from pvewatch.errors import SinkError
 from pvewatch.model import Event
-from pvewatch.pve.tls import build_ssl_context
+from pvewatch.net.tls import build_ssl_context
 from pvewatch.secret import Secret
 from pvewatch.sinks import signing
 from pvewatch.sinks.formats import Formatter, Payload, build_formatter

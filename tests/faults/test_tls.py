@@ -2,7 +2,7 @@
 CA, an expired one, one for another host, and plain HTTP where HTTPS is expected. Each is
 refused during the handshake, before the request (and so the token) is written, with a
 message that says what was seen. Pins and settings alone: tests/pve/test_client_sockets.py
-and tests/pve/test_tls.py."""
+and tests/net/test_tls.py."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from pvewatch.config import Config, SinkConfig
+from pvewatch.net.probe import Check
 from pvewatch.operate.connect import visibility
-from pvewatch.operate.report import Check, Section, exit_code, render
+from pvewatch.operate.report import Section, exit_code, render
 from pvewatch.operate.sinkcheck import check_sink
 from tests.e2e.harness import TOKEN, control, simulator
 from tests.test_cli import pvewatch

@@ -1,5 +1,7 @@
-"""Network probes with the standard library: can we open a TCP connection, finish a TLS
-handshake, and which certificate does the server show. No request is ever sent."""
+"""Network probes: can we open a TCP connection, finish a TLS handshake, and which
+certificate does the server show. No request is ever sent. `Check` is one line of what
+such a check found (`check-config --connect` prints them, a sink type's `check` returns
+them)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,22 @@ import asyncio
 import contextlib
 import ssl
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pvewatch.pve.tls import fingerprint_of
+from pvewatch.net.tls import fingerprint_of
+
+Status = Literal["ok", "warn", "fail", "hint"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """`ok`, `warn` (works, but something is missing) or `fail` (will not work); a `hint`
+    tells what to do about the check above it."""
+
+    status: Status
+    what: str  # tls, auth, version, visible, connect, ...
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +43,6 @@ def host_port(url: str) -> tuple[str, int, bool]:
         raise ValueError("not an http(s) URL")
     tls = parts.scheme == "https"
     return parts.hostname, parts.port or (443 if tls else 80), tls
-
-
-def unverified_context() -> ssl.SSLContext:
-    """Accepts any certificate: only to read the one the server shows."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 async def reach(

@@ -1,4 +1,5 @@
-"""TLS for the PVE API: the ssl context, and SHA-256 fingerprint pinning in the handshake.
+"""TLS for outbound connections (the PVE API, webhook receivers, `check-config --connect`):
+the ssl context of a `TlsConfig`, and SHA-256 fingerprint pinning in the handshake.
 
 PVE ships a self-signed certificate, so an operator either trusts a CA bundle
 (`ca_file`), pins the certificate's fingerprint (`fingerprints`, several for rotation) or,
@@ -50,13 +51,19 @@ def build_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
     if tls.fingerprints or not tls.verify:
         # The pin (checked by PinningBackend) is the whole verification; without a pin
         # and with verify off there is none, which the client warns about.
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
+        return unverified_context()
     if tls.ca_file is not None:
         return ssl.create_default_context(cafile=str(tls.ca_file))
     return ssl.create_default_context()
+
+
+def unverified_context() -> ssl.SSLContext:
+    """Accepts any certificate: for a pin checked after the handshake, `verify: false`, or
+    reading the certificate a server shows."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def build_transport(cluster: str, tls: TlsConfig) -> TlsTransport:

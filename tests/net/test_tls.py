@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pvewatch.config import TlsConfig
-from pvewatch.pve.tls import build_ssl_context, normalize_fingerprint
+from pvewatch.net.tls import build_ssl_context, normalize_fingerprint
 from pvewatch.simulator.certs import SelfSigned
 
 CANONICAL = ":".join(["AB"] * 32)
