@@ -25,7 +25,8 @@ from pvewatch.watch import health, tasks, thresholds
 from pvewatch.watch.diff import diff
 from pvewatch.watch.normalize import Normalizer, carry_forward, implausible
 from pvewatch.watch.quorum import read_quorate
-from pvewatch.watch.rules import RuleInput, apply_rules
+from pvewatch.watch.rule_input import RuleInput
+from pvewatch.watch.rules import apply_rules
 
 # Task log lines fetched per failed task; the event keeps the last `rules.tasks.log_lines`.
 TASK_LOG_LIMIT = 500

@@ -1,15 +1,10 @@
-"""The pure core of the watch pipeline: rows → snapshot → events.
+"""The pure core of the watch pipeline: rows → snapshot → events. No clock, no I/O: `now`
+is always an argument.
 
-    normalize(cluster, rows, now)       one poll of /cluster/resources → Snapshot
-    carry_forward(old, new)             a guest's "unknown" keeps its last known status
-    diff(old, new, now, late=False)     two snapshots → events (the first one is the baseline)
-
-No clock, no I/O: `now` is always an argument.
+- `normalize`  one poll of /cluster/resources → Snapshot (`normalize`, `carry_forward`)
+- `diff`       two snapshots → events (the first one is the baseline)
+- `rule_input` what the rules know of one poll (`RuleInput`)
+- `rules`      raw events → the events worth recording and sending, in steps: `cause`,
+               `tasks`, `quorum`, `thresholds`, `shape/`, `suppress`
+- `health`     the source's own events (source.unreachable, ...)
 """
-
-from __future__ import annotations
-
-from pvewatch.watch.diff import diff
-from pvewatch.watch.normalize import COUNTER_FIELDS, carry_forward, normalize
-
-__all__ = ["COUNTER_FIELDS", "carry_forward", "diff", "normalize"]

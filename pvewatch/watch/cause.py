@@ -19,14 +19,11 @@ import fnmatch
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pvewatch.config.rules import ExpectRule
 from pvewatch.model import Cause, Event, Resource, Severity
+from pvewatch.watch.rule_input import RuleInput
 from pvewatch.watch.tasks import Task, parse_tasks
-
-if TYPE_CHECKING:
-    from pvewatch.watch.rules import RuleInput
 
 SLACK_SECS = 30
 _SKEW_SECS = 10

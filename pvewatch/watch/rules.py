@@ -17,15 +17,14 @@ in the poll's transaction: `state["tasks"]` (reported UPIDs), `state["thresholds
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pvewatch.config.rules import RulesConfig
-from pvewatch.model import EVENT_TYPES, Event, Snapshot, event_id
+from pvewatch.model import EVENT_TYPES, Event, event_id
 from pvewatch.silence import Silence
 from pvewatch.watch import cause, suppress, tasks, thresholds
-from pvewatch.watch.shape import SHAPE_EVENT_TYPES, shape
+from pvewatch.watch.rule_input import RuleInput
+from pvewatch.watch.shape.steps import SHAPE_EVENT_TYPES, shape
 
 # The event types the rules make (the others come from the diff and the source health).
 RULE_EVENT_TYPES = frozenset(
@@ -37,23 +36,6 @@ RULE_EVENT_TYPES = frozenset(
     }
     | SHAPE_EVENT_TYPES
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RuleInput:
-    old: Snapshot | None  # the last committed snapshot; None before the baseline
-    new: Snapshot  # this poll's; on a failed poll (`polled` False), the last known one
-    events: list[Event]  # the raw diff, after the source health events
-    tasks: list[dict[str, Any]] | None  # /cluster/tasks rows; None: could not be read
-    now: datetime
-    late: bool  # the diff covers a time the daemon was not watching (restart)
-    # Per resource id, numbers normalize drops: usage ratios "cpu", "memory", "disk" (0..1,
-    # only where PVE reports them) and "uptime" (seconds). See thresholds.usage().
-    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    # The tails of the logs of tasks newly finished with an error, by UPID (fetched by the
-    # pipeline for what `tasks.logs_wanted` names, bounded).
-    task_logs: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    polled: bool = True  # False: the poll failed; `events` are the source events only
 
 
 def apply_rules(

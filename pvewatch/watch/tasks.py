@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pvewatch.config.rules import TaskRules
 from pvewatch.model import (
@@ -37,9 +37,7 @@ from pvewatch.model import (
 )
 from pvewatch.upid import parse_upid
 from pvewatch.watch.diff import label
-
-if TYPE_CHECKING:
-    from pvewatch.watch.rules import RuleInput
+from pvewatch.watch.rule_input import RuleInput
 
 # A task that ended this long before the newest end time seen is history, never news.
 REPORT_WINDOW_SECS = 6 * 3600

@@ -25,8 +25,8 @@ from pvewatch.model import Event
 from pvewatch.sinks.formats import FORMATS
 from pvewatch.sinks.log import format_json, format_text
 from pvewatch.upid import parse_upid
-from pvewatch.watch import carry_forward, diff, normalize
-from pvewatch.watch.normalize import implausible
+from pvewatch.watch.diff import diff
+from pvewatch.watch.normalize import carry_forward, implausible, normalize
 from tests.faults.figures import Figures
 from tests.watch.rows import NOW, node, storage, vm
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pvewatch.model import Event, Snapshot
-from pvewatch.watch import carry_forward, diff, normalize
+from pvewatch.watch.diff import diff
+from pvewatch.watch.normalize import carry_forward, normalize
 
 # The repo sits beside a copy of shared/ (locally /work/main and /work/shared).
 CAPTURED = Path(__file__).resolve().parents[2] / ".." / "shared" / "pve-api" / "captured"

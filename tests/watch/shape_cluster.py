@@ -11,8 +11,10 @@ from typing import Any
 
 from pvewatch.config.shape import FlappingConfig, ShapeConfig
 from pvewatch.model import EVENT_TYPES, Event, Resource, Snapshot, event_id
-from pvewatch.watch import carry_forward, diff
-from pvewatch.watch.shape import shape
+from pvewatch.watch.diff import diff
+from pvewatch.watch.normalize import carry_forward
+from pvewatch.watch.rule_input import RuleInput
+from pvewatch.watch.shape.steps import shape
 
 T0 = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 CLUSTER = "lab"
@@ -50,11 +52,9 @@ def with_status(resources: Mapping[str, Resource], **statuses: str) -> dict[str,
     return {rid: replace(r, status=statuses.get(rid, r.status)) for rid, r in resources.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class Poll:
-    old: Snapshot | None
-    new: Snapshot
-    polled: bool = True
+def poll_input(old: Snapshot | None, new: Snapshot, polled: bool = True) -> RuleInput:
+    """What shaping reads of a poll: the snapshots, and whether the poll worked."""
+    return RuleInput(old, new, [], None, new.taken_at, late=False, polled=polled)
 
 
 def quorum_event(type_: str, now: datetime) -> Event:
@@ -89,16 +89,16 @@ class Run:
         now = at(secs)
         new = carry_forward(self.snapshot, Snapshot(CLUSTER, dict(resources), now, quorate))
         events = diff(self.snapshot, new, now, late=late) + list(extra)
-        out = self._shape(events, Poll(self.snapshot, new), now)
+        out = self._shape(events, poll_input(self.snapshot, new), now)
         self.snapshot = new
         return out
 
     def failed(self, secs: float, events: Iterable[Event] = ()) -> list[Event]:
         now = at(secs)
         last = self.snapshot or Snapshot(CLUSTER, {}, now)
-        return self._shape(list(events), Poll(last, last, polled=False), now)
+        return self._shape(list(events), poll_input(last, last, polled=False), now)
 
-    def _shape(self, events: list[Event], poll: Poll, now: datetime) -> list[Event]:
+    def _shape(self, events: list[Event], poll: RuleInput, now: datetime) -> list[Event]:
         out, state = shape(events, poll, self.config, self.state, now)
         assert {e.id for e in events} <= {e.id for e in out}, "an event went missing"
         assert len({e.id for e in self.recorded + out}) == len(self.recorded) + len(out)

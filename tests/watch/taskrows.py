@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from pvewatch.model import Event, Snapshot
 from pvewatch.upid import Upid, format_upid
-from pvewatch.watch import diff
-from pvewatch.watch.rules import RuleInput
+from pvewatch.watch.diff import diff
+from pvewatch.watch.rule_input import RuleInput
 
 from .rows import NOW, Row, poll, snap
 

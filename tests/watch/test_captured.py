@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pvewatch.model import Resource, Snapshot
-from pvewatch.watch import COUNTER_FIELDS, diff
+from pvewatch.watch.diff import diff
+from pvewatch.watch.normalize import COUNTER_FIELDS
 
 from .rows import CAPTURED, NOW, load_captured, poll, snap
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from pvewatch.model import EVENT_TYPES, Change, Snapshot
-from pvewatch.watch import diff
+from pvewatch.watch.diff import diff
 from pvewatch.watch.rules import RULE_EVENT_TYPES
 
 from .rows import (

@@ -5,8 +5,7 @@ from typing import Any
 import pytest
 
 from pvewatch.model import Resource
-from pvewatch.watch import COUNTER_FIELDS, carry_forward, normalize
-from pvewatch.watch.normalize import implausible
+from pvewatch.watch.normalize import COUNTER_FIELDS, carry_forward, implausible, normalize
 
 from .rows import NOW, Row, ct, node, pool, skeletal, snap, storage, vm
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvewatch.watch import diff, normalize
-from pvewatch.watch.normalize import Normalizer
+from pvewatch.watch.diff import diff
+from pvewatch.watch.normalize import Normalizer, normalize
 
 from .rows import NOW, node, vm
 from .test_properties import garbage_rows, guest_row, other_row

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pvewatch.model import Event, Resource, Snapshot
-from pvewatch.watch import carry_forward, diff
+from pvewatch.watch.diff import diff
+from pvewatch.watch.normalize import carry_forward
 
 from .rows import NOW, poll, snap
 

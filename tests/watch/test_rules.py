@@ -14,7 +14,8 @@ from pvewatch.config.rules import RulesConfig, Threshold
 from pvewatch.config.shape import ShapeConfig
 from pvewatch.model import EVENT_TYPES, Event
 from pvewatch.silence import Silence, parse_match
-from pvewatch.watch.rules import RULE_EVENT_TYPES, RuleInput, apply_rules, quorum_events
+from pvewatch.watch.rule_input import RuleInput
+from pvewatch.watch.rules import RULE_EVENT_TYPES, apply_rules, quorum_events
 
 from .rows import NOW, Row, node, vm
 from .taskrows import T, rule_input, task

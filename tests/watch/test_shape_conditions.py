@@ -21,16 +21,16 @@ from pvewatch.model import (
     SourceHealth,
 )
 from pvewatch.watch.health import poll_failed, poll_succeeded
-from pvewatch.watch.shape import shape
+from pvewatch.watch.shape.steps import shape
 from tests.watch.shape_cluster import (
     CLUSTER,
     NO_HOLDS,
-    Poll,
     Run,
     at,
     cluster,
     guest,
     node,
+    poll_input,
     storage,
     with_status,
 )
@@ -80,7 +80,9 @@ def test_a_stop_someone_meant_is_no_problem() -> None:
         "evt_stop", "guest.stopped", now, CLUSTER, Severity.INFO, "VM 100 stopped by alice@pve",
         ResourceRef.of(stopped["qemu/100"]), Change("status", "running", "stopped"), user,
     )  # fmt: skip
-    out, state = shape([raw], Poll(run.snapshot, _snap(stopped, 10)), NO_HOLDS, run.state, now)
+    out, state = shape(
+        [raw], poll_input(run.snapshot, _snap(stopped, 10)), NO_HOLDS, run.state, now
+    )
     assert out[0].condition is None
     assert state["conditions"] == {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pvewatch.model import Event, Snapshot
-from pvewatch.watch import diff
+from pvewatch.watch.diff import diff
 
 from .rows import NOW, Row, ct, node, poll, skeletal, snap, storage, vm
 
