@@ -31,8 +31,9 @@ import httpx
 
 from bench.common import cpu_secs
 from pvewatch import daemon
-from pvewatch.config import Config, load_config
+from pvewatch.config.load import load_config
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
+from pvewatch.config.types import Config
 from pvewatch.model import Event, ResourceRef, Severity, event_id
 from pvewatch.net.tls import build_transport
 from pvewatch.pipeline import ClusterWatcher

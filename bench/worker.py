@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import cpu_secs, peak_rss_mb, proc_rss_mb
 from pvewatch import daemon
-from pvewatch.config import load_config
+from pvewatch.config.load import load_config
 
 
 async def serve(config_path: Path) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pvewatch import __version__
-from pvewatch.config import DEFAULT_CONFIG_PATH, Config
+from pvewatch.config.load import DEFAULT_CONFIG_PATH
+from pvewatch.config.types import Config
 from pvewatch.errors import ConfigError, PvewatchError, StoreError
 
 if TYPE_CHECKING:
@@ -357,7 +358,7 @@ def _silence(args: argparse.Namespace) -> int:
 
 
 def _load(path: Path) -> Config | None:
-    from pvewatch.config import load_config
+    from pvewatch.config.load import load_config
 
     try:
         return load_config(path, os.environ)
@@ -380,7 +381,7 @@ def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
 
 def _config_source(args: argparse.Namespace) -> ConfigSource:
     """What SIGHUP reads: the same file, and the logging set up again for what it says."""
-    from pvewatch.config import load_config
+    from pvewatch.config.load import load_config
     from pvewatch.reload import ConfigSource
 
     path = _config_path(args.config)
@@ -477,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             interval_secs=args.interval,
         )
     if args.command == "check-config":
-        from pvewatch.config import check_config
+        from pvewatch.config.load import check_config
         from pvewatch.operate.connect import check_and_connect
 
         check = check_and_connect if args.connect else check_config

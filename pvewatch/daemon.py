@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from pvewatch.config import Config
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
+from pvewatch.config.types import Config
 from pvewatch.deliver import Deliverer, RetryPolicy, settings_for
 from pvewatch.errors import ConfigError, PvewatchError
 from pvewatch.http.listener import Listener

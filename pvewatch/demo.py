@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from pvewatch import daemon
-from pvewatch.config import (
+from pvewatch.config.types import (
     ClusterConfig,
     Config,
     HttpConfig,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pvewatch.config import Config, HttpConfig
+from pvewatch.config.types import Config, HttpConfig
 from pvewatch.errors import ConfigError
 from pvewatch.http.listener import Listener
 from pvewatch.metrics import Metrics

@@ -42,7 +42,7 @@ class SinkFilter:
 
 
 class RoutedSink(Protocol):
-    """What routing needs of a sink's config (`pvewatch.config.SinkConfig` has it)."""
+    """What routing needs of a sink's config (`pvewatch.config.types.SinkConfig` has it)."""
 
     @property
     def name(self) -> str: ...

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from pvewatch import __version__
-from pvewatch.config import DEFAULT_CONFIG_PATH, Config, load_config
-from pvewatch.config.types import DEFAULT_STORE_PATH
+from pvewatch.config.load import DEFAULT_CONFIG_PATH, load_config
+from pvewatch.config.types import DEFAULT_STORE_PATH, Config
 from pvewatch.daemon import FLUSH_TIMEOUT_SECS
 from tests.need import tool
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pvewatch.config import load_config
+from pvewatch.config.load import load_config
 from pvewatch.errors import ConfigError
 from pvewatch.reload import ConfigSource, Requests, reread
 from pvewatch.simulator.server import SimServer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pvewatch.config import ClusterConfig, Config, HttpConfig, SinkConfig, StoreConfig
+from pvewatch.config.types import ClusterConfig, Config, HttpConfig, SinkConfig, StoreConfig
 from pvewatch.secret import Secret, secret_values
 
 

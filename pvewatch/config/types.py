@@ -1,4 +1,4 @@
-"""The validated config: frozen dataclasses, built only by `pvewatch.config.load_config`
+"""The validated config: frozen dataclasses, built only by `pvewatch.config.load.load_config`
 (or directly by code that knows its values are valid, such as the demo)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How one sink is fed: its delivery keys (`pvewatch.config.DeliveryConfig`) with the
+"""How one sink is fed: its delivery keys (`pvewatch.config.types.DeliveryConfig`) with the
 defaults for what its config leaves out, which depend on the sink."""
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
-from pvewatch.config import ClusterConfig, load_config
+from pvewatch.config.load import load_config
+from pvewatch.config.types import ClusterConfig
 from pvewatch.errors import ConfigError, SourceError
 from pvewatch.pve.client import API_PREFIX, PveClient
 

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from pvewatch.config import ClusterConfig, Config, check_config, load_config
+from pvewatch.config.load import check_config, load_config
+from pvewatch.config.types import ClusterConfig, Config
 from pvewatch.errors import ConfigError, SourceAuthError, SourceError, SourceUnreachable
 from pvewatch.net.probe import Check, ProbeError, host_port, reach
 from pvewatch.net.tls import unverified_context

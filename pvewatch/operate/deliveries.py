@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from pvewatch.config import Config, SinkConfig
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
+from pvewatch.config.types import Config, SinkConfig
 from pvewatch.errors import ConfigError, SinkError, SinkGone, StoreError
 from pvewatch.model import Event, format_time
 from pvewatch.sinks import build_sink

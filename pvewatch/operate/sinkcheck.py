@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Mapping
 from pathlib import Path
 
-from pvewatch.config import Config, SinkConfig
+from pvewatch.config.types import Config, SinkConfig
 from pvewatch.net.probe import ProbeError, host_port, reach
 from pvewatch.net.tls import unverified_context
 from pvewatch.operate.report import Section

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TextIO
 
-from pvewatch.config import Config
+from pvewatch.config.types import Config
 from pvewatch.errors import StoreError
 from pvewatch.model import SourceHealth, format_time
 from pvewatch.store import ClusterStatus

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pvewatch.config import Config, load_config
+from pvewatch.config.load import load_config
+from pvewatch.config.types import Config
 from pvewatch.errors import ConfigError
 from pvewatch.simulator.certs import make_self_signed
 

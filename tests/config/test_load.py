@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pvewatch.config import check_config, load_config
+from pvewatch.config.load import check_config, load_config
 from pvewatch.errors import ConfigError
 from pvewatch.secret import Secret
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pvewatch.config import check_config, load_config
+from pvewatch.config.load import check_config, load_config
 
 from .support import FP, SECRET, TOKEN, base, ca_pem, problems, with_cluster, write
 from .test_web import HASH, cert_files

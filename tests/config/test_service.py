@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pvewatch.config import split_host_port, summary_lines
+from pvewatch.config.load import summary_lines
+from pvewatch.config.types import split_host_port
 
 from .support import (
     REPO,

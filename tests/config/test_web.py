@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pvewatch.config import summary_lines
+from pvewatch.config.load import summary_lines
 from pvewatch.config.types import HttpConfig, WebTlsConfig
 from pvewatch.secret import Secret
 from pvewatch.simulator.certs import make_self_signed

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pvewatch.config import check_config
+from pvewatch.config.load import check_config
 from pvewatch.config.types import DeliveryConfig, RetryConfig, TlsConfig
 from pvewatch.secret import Secret
 

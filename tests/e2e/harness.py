@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from pvewatch.config import (
+from pvewatch.config.rules import RulesConfig, ShapeConfig
+from pvewatch.config.types import (
     ClusterConfig,
     Config,
     HttpConfig,
@@ -20,7 +21,6 @@ from pvewatch.config import (
     StoreConfig,
     TlsConfig,
 )
-from pvewatch.config.rules import RulesConfig, ShapeConfig
 from pvewatch.reload import ConfigSource
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions

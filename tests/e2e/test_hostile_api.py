@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch.config import ClusterConfig, Config, HttpConfig, SinkConfig, StoreConfig
+from pvewatch.config.types import ClusterConfig, Config, HttpConfig, SinkConfig, StoreConfig
 from pvewatch.secret import Secret
 from tests.e2e.harness import TOKEN, read_events, running_watcher, wait_for
 from tests.pve.hostile import TWO_GB, hostile_api

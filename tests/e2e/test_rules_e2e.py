@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from pvewatch.config import Config
 from pvewatch.config.rules import ExpectRule, RulesConfig
 from pvewatch.config.shape import ShapeConfig
+from pvewatch.config.types import Config
 from pvewatch.model import Event
 from pvewatch.silence import parse_match
 from pvewatch.simulator.server import SimServer

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from pvewatch.config import Config, SinkConfig
+from pvewatch.config.types import Config, SinkConfig
 from pvewatch.simulator.server import SimServer
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import (

@@ -9,9 +9,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from pvewatch.config import Config, SinkConfig
 from pvewatch.config.rules import RulesConfig
 from pvewatch.config.shape import FlappingConfig, ShapeConfig
+from pvewatch.config.types import Config, SinkConfig
 from pvewatch.simulator.server import SimServer
 from tests.e2e.harness import (
     baseline_recorded,

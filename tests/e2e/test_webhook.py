@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from pvewatch.config import Config, load_config
+from pvewatch.config.load import load_config
+from pvewatch.config.types import Config
 from pvewatch.operate import deliveries
 from pvewatch.simulator.server import SimServer
 from pvewatch.store.sqlite import SqliteStore

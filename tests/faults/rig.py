@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from pvewatch import daemon
-from pvewatch.config import ClusterConfig, Config, HttpConfig, TlsConfig
+from pvewatch.config.types import ClusterConfig, Config, HttpConfig, TlsConfig
 from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.pve.client import PveClient

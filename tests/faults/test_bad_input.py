@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pvewatch.cli import main
-from pvewatch.config import load_config
+from pvewatch.config.load import load_config
 from pvewatch.errors import ConfigError
 from pvewatch.model import Event
 from pvewatch.sinks.formats import FORMATS

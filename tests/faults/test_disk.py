@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch.config import StoreConfig
+from pvewatch.config.types import StoreConfig
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
 from pvewatch.simulator.server import SimServer

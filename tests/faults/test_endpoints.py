@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch.config import ClusterConfig, Config, SinkConfig, StoreConfig
+from pvewatch.config.types import ClusterConfig, Config, SinkConfig, StoreConfig
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from pathlib import Path
 
-from pvewatch.config import load_config
+from pvewatch.config.load import load_config
 from pvewatch.simulator.server import SimServer
 from pvewatch.store import SqliteStore
 from tests.e2e.harness import (

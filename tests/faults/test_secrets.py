@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from pvewatch.config import load_config
+from pvewatch.config.load import load_config
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
 from pvewatch.store import SqliteStore

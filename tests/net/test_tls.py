@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvewatch.config import TlsConfig
+from pvewatch.config.types import TlsConfig
 from pvewatch.net.tls import build_ssl_context, normalize_fingerprint
 from pvewatch.simulator.certs import SelfSigned
 

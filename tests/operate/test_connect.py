@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pvewatch.config import Config, SinkConfig
+from pvewatch.config.types import Config, SinkConfig
 from pvewatch.net.probe import Check
 from pvewatch.operate.connect import visibility
 from pvewatch.operate.report import Section, exit_code, render

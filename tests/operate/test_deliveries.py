@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pvewatch.cli import main
-from pvewatch.config import Config, SinkConfig, StoreConfig, load_config
+from pvewatch.config.load import load_config
+from pvewatch.config.types import Config, SinkConfig, StoreConfig
 from pvewatch.model import SourceHealth
 from pvewatch.operate import deliveries
 from pvewatch.store.sqlite import SqliteStore

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pvewatch.config import ClusterConfig, Config, StoreConfig
+from pvewatch.config.types import ClusterConfig, Config, StoreConfig
 from pvewatch.model import SourceHealth
 from pvewatch.operate.status import show_status
 from pvewatch.store import SqliteStore

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from pvewatch.config import ClusterConfig
+from pvewatch.config.types import ClusterConfig
 from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret
 from pvewatch.upid import parse_upid

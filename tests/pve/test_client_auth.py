@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from pvewatch.config import ClusterConfig
+from pvewatch.config.types import ClusterConfig
 from pvewatch.errors import ConfigError, SourceAuthError, SourceUnreachable
 from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from pvewatch.config import ClusterConfig
-from pvewatch.config.types import DEFAULT_MAX_RESPONSE_BYTES
+from pvewatch.config.types import DEFAULT_MAX_RESPONSE_BYTES, ClusterConfig
 from pvewatch.errors import SourceBadResponse, SourceError, SourceTimeout
 from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret

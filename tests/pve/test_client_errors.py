@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from pvewatch.config import ClusterConfig, TlsConfig
+from pvewatch.config.types import ClusterConfig, TlsConfig
 from pvewatch.errors import (
     ConfigError,
     SourceAuthError,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch.config import ClusterConfig, TlsConfig
+from pvewatch.config.types import ClusterConfig, TlsConfig
 from pvewatch.errors import SourceUnreachable
 from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch.config import SinkConfig, load_config
+from pvewatch.config.load import load_config
+from pvewatch.config.types import SinkConfig
 from pvewatch.errors import ConfigError, SinkError
 from pvewatch.model import Cause, Event
 from pvewatch.sinks import SINK_TYPES, build_sink
