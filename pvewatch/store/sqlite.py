@@ -8,7 +8,8 @@ re-diffed under a new event id.
 WAL journal, `synchronous=FULL` (a commit is on disk once `commit_poll` returns, even
 after a power cut; one fsync per poll is cheap), one connection shared by threads under
 one lock. Times are stored as UTC epoch seconds (REAL). sqlite3 errors become
-`StoreError` in one place, `_translated`.
+`StoreError` in one place, `_translated`. The schema and the statements are in
+`sqlite_sql`, as PostgreSQL's are in `postgres_sql`.
 
 To make an unchanged poll of a big cluster cheap, the last committed snapshot of each
 cluster is kept in memory and compared in Python. `PRAGMA data_version` tells when
@@ -31,171 +32,14 @@ from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
 from pvewatch.store import ClusterStatus, OutboxItem, Routing
+from pvewatch.store import sqlite_sql as sql
 from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
 
-# Migration N+1 takes a database from user_version N to N+1, in one transaction.
-# Append only: never edit a migration that has been released.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE clusters (
-            name TEXT PRIMARY KEY,
-            taken_at REAL,
-            consecutive_failures INTEGER NOT NULL,
-            unreachable INTEGER NOT NULL,
-            last_error TEXT)""",
-        """CREATE TABLE resources (
-            cluster TEXT NOT NULL REFERENCES clusters (name),
-            id TEXT NOT NULL,
-            data TEXT NOT NULL,
-            PRIMARY KEY (cluster, id)) WITHOUT ROWID""",
-        # seq, not the implicit rowid, orders events: VACUUM may renumber rowids.
-        """CREATE TABLE events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            cluster TEXT NOT NULL,
-            type TEXT NOT NULL,
-            time REAL NOT NULL,
-            created_at REAL NOT NULL,
-            data TEXT NOT NULL)""",
-        "CREATE INDEX events_time ON events (time)",
-        "CREATE INDEX events_cluster_time ON events (cluster, time)",
-        # AUTOINCREMENT: an outbox_id is never reused, so id order stays commit order.
-        """CREATE TABLE outbox (
-            outbox_id INTEGER PRIMARY KEY AUTOINCREMENT,
-            event_id TEXT NOT NULL REFERENCES events (id),
-            sink TEXT NOT NULL CHECK (length(sink) > 0),
-            cluster TEXT NOT NULL,
-            resource_id TEXT,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
-            attempts INTEGER NOT NULL CHECK (attempts >= 0),
-            next_attempt_at REAL NOT NULL,
-            last_error TEXT,
-            created_at REAL NOT NULL,
-            delivered_at REAL,
-            dead_at REAL,
-            UNIQUE (event_id, sink))""",
-        "CREATE INDEX outbox_pending ON outbox (sink, outbox_id) WHERE state = 'pending'",
-    ),
-    (
-        # NULL: quorum unknown (no Sys.Audit on /, pvedaemon down).
-        "ALTER TABLE clusters ADD COLUMN quorate INTEGER",
-        # What the rules remember between polls (held transitions, open conditions, reported
-        # tasks), one JSON object per cluster, written in the poll's transaction.
-        """CREATE TABLE rule_state (
-            cluster TEXT PRIMARY KEY REFERENCES clusters (name),
-            data TEXT NOT NULL)""",
-    ),
-    (
-        # Silences (`pvewatch silence add`): events matching `match` while the silence is
-        # active are recorded and sent nowhere. id is what `silence remove` takes.
-        """CREATE TABLE silences (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            match TEXT NOT NULL,
-            starts_at REAL NOT NULL,
-            ends_at REAL NOT NULL,
-            comment TEXT NOT NULL,
-            created_by TEXT,
-            created_at REAL NOT NULL)""",
-        "CREATE INDEX silences_ends_at ON silences (ends_at)",
-    ),
-    (
-        # The lines of a sink's queue (one per resource), for `heads`: finding the first
-        # pending row of a line is one index probe.
-        """CREATE INDEX outbox_lines ON outbox (sink, cluster, resource_id, outbox_id)
-            WHERE state = 'pending'""",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
+SCHEMA_VERSION = sql.SCHEMA_VERSION
 
 _MAX_ERROR_CHARS = 2000
-
-_UPSERT_CLUSTER = """
-    INSERT INTO clusters (name, taken_at, consecutive_failures, unreachable, last_error, quorate)
-    VALUES (?, ?, ?, ?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET
-        quorate = CASE WHEN excluded.taken_at IS NULL THEN clusters.quorate
-                       ELSE excluded.quorate END,
-        taken_at = coalesce(excluded.taken_at, clusters.taken_at),
-        consecutive_failures = excluded.consecutive_failures,
-        unreachable = excluded.unreachable,
-        last_error = excluded.last_error"""
-_UPSERT_RULE_STATE = """
-    INSERT INTO rule_state (cluster, data) VALUES (?, ?)
-    ON CONFLICT (cluster) DO UPDATE SET data = excluded.data"""
-_UPSERT_RESOURCE = """
-    INSERT INTO resources (cluster, id, data) VALUES (?, ?, ?)
-    ON CONFLICT (cluster, id) DO UPDATE SET data = excluded.data"""
-_INSERT_EVENT = """
-    INSERT INTO events (id, cluster, type, time, created_at, data) VALUES (?, ?, ?, ?, ?, ?)
-    ON CONFLICT (id) DO NOTHING"""
-_INSERT_OUTBOX = """
-    INSERT INTO outbox (event_id, sink, cluster, resource_id, state, attempts,
-                        next_attempt_at, created_at)
-    VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
-    ON CONFLICT (event_id, sink) DO NOTHING"""
-_SELECT_DUE = """
-    SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state, o.last_error,
-        o.cluster, o.resource_id, o.created_at
-    FROM outbox AS o JOIN events AS e ON e.id = o.event_id
-    WHERE o.sink = ? AND o.state = 'pending'
-    ORDER BY o.outbox_id LIMIT ?"""
-# The first pending row of each line (cluster, resource) of a sink, oldest line first.
-_SELECT_HEADS = """
-    SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state,
-        o.last_error, o.cluster, o.resource_id, o.created_at
-    FROM outbox AS o JOIN events AS e ON e.id = o.event_id
-    WHERE o.sink = :sink AND o.state = 'pending' AND o.outbox_id > :after
-      AND (:clusters IS NULL OR o.cluster IN (SELECT value FROM json_each(:clusters)))
-      AND NOT EXISTS (
-        SELECT 1 FROM outbox AS p
-        WHERE p.sink = :sink AND p.state = 'pending' AND p.cluster = o.cluster
-          AND p.resource_id IS o.resource_id AND p.outbox_id < o.outbox_id)
-    ORDER BY o.outbox_id LIMIT :limit"""
-# state NULL: every row not yet delivered (pending and dead).
-_SELECT_DELIVERIES = """
-    SELECT o.outbox_id, o.sink, e.data, o.attempts, o.next_attempt_at, o.state,
-        o.last_error, o.cluster, o.resource_id, o.created_at
-    FROM outbox AS o JOIN events AS e ON e.id = o.event_id
-    WHERE (:sink IS NULL OR o.sink = :sink)
-      AND (o.state = :state OR (:state IS NULL AND o.state != 'delivered'))
-    ORDER BY o.outbox_id LIMIT :limit"""
-# event NULL: every dead row of the sinks; else that event's rows, whatever their state.
-_REQUEUE = """
-    UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = :now,
-        created_at = :now, last_error = NULL, delivered_at = NULL, dead_at = NULL
-    WHERE sink IN (SELECT value FROM json_each(:sinks))
-      AND (event_id = :event OR (:event IS NULL AND state = 'dead'))"""
-_MARK_DELIVERED = "UPDATE outbox SET state = 'delivered', delivered_at = ? WHERE outbox_id = ?"
-_MARK_RETRY = """
-    UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE outbox_id = ?"""
-_MARK_DEAD = """
-    UPDATE outbox SET state = 'dead', attempts = ?, last_error = ?, dead_at = ?
-    WHERE outbox_id = ?"""
-_SELECT_EVENTS = """
-    SELECT data FROM events
-    WHERE (:since IS NULL OR time >= :since)
-      AND (:pattern IS NULL OR type GLOB :pattern)
-      AND (:cluster IS NULL OR cluster = :cluster)
-    ORDER BY time DESC, seq DESC LIMIT :limit"""
-# An expired event goes only when no sink still has it pending; finished outbox rows go
-# when they finished before the cutoff or when their event goes.
-_PRUNE_OUTBOX = """
-    DELETE FROM outbox WHERE state != 'pending' AND (
-        coalesce(delivered_at, dead_at, created_at) < :cutoff
-        OR event_id IN (
-            SELECT e.id FROM events AS e WHERE e.time < :cutoff AND NOT EXISTS (
-                SELECT 1 FROM outbox AS p WHERE p.event_id = e.id AND p.state = 'pending')))"""
-_PRUNE_EVENTS = """
-    DELETE FROM events WHERE time < :cutoff
-    AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.event_id = events.id)"""
-_INSERT_SILENCE = """
-    INSERT INTO silences (match, starts_at, ends_at, comment, created_by, created_at)
-    VALUES (?, ?, ?, ?, ?, ?)"""
-_SELECT_SILENCES = """
-    SELECT id, match, starts_at, ends_at, comment, created_by FROM silences
-    WHERE :now IS NULL OR ends_at > :now ORDER BY id"""
 
 
 def _utc_now() -> datetime:
@@ -264,11 +108,7 @@ class SqliteStore:
     def load(self, cluster: str) -> tuple[Snapshot | None, SourceHealth]:
         """The last snapshot and health of a cluster; (None, SourceHealth()) if unknown."""
         with self._lock, self._transaction(f"load cluster {cluster!r}") as conn:
-            row = conn.execute(
-                "SELECT taken_at, consecutive_failures, unreachable, last_error, quorate"
-                " FROM clusters WHERE name = ?",
-                (cluster,),
-            ).fetchone()
+            row = conn.execute(sql.SELECT_CLUSTER, (cluster,)).fetchone()
             if row is None:
                 return None, SourceHealth()
             health = SourceHealth(int(row[1]), bool(row[2]), row[3])
@@ -282,7 +122,7 @@ class SqliteStore:
     def load_rule_state(self, cluster: str) -> dict[str, Any]:
         """What the rules stored for a cluster at its last commit; {} if nothing."""
         with self._lock, self._transaction(f"load rule state of cluster {cluster!r}") as conn:
-            row = conn.execute("SELECT data FROM rule_state WHERE cluster = ?", (cluster,))
+            row = conn.execute(sql.SELECT_RULE_STATE, (cluster,))
             found = row.fetchone()
         return {} if found is None else self._read.rule_state(cluster, found[0])
 
@@ -307,7 +147,7 @@ class SqliteStore:
             with self._transaction(f"commit poll of cluster {cluster!r}", write=True) as conn:
                 taken_at = _ts(snapshot.taken_at) if snapshot else None
                 conn.execute(
-                    _UPSERT_CLUSTER,
+                    sql.UPSERT_CLUSTER,
                     (
                         cluster,
                         taken_at,
@@ -319,7 +159,7 @@ class SqliteStore:
                 )
                 if rule_state is not None:
                     data = to_json(dict(rule_state), f"rule state of {cluster!r}")
-                    conn.execute(_UPSERT_RULE_STATE, (cluster, data))
+                    conn.execute(sql.UPSERT_RULE_STATE, (cluster, data))
                 if snapshot is not None:
                     self._write_changes(conn, cluster, dict(snapshot.resources))
                 self._write_events(conn, events, sinks, now)
@@ -329,15 +169,12 @@ class SqliteStore:
 
     def clusters(self) -> list[str]:
         with self._lock, self._transaction("list clusters") as conn:
-            return [r[0] for r in conn.execute("SELECT name FROM clusters ORDER BY name")]
+            return [r[0] for r in conn.execute(sql.SELECT_CLUSTER_NAMES)]
 
     def status(self) -> list[ClusterStatus]:
         """Each stored cluster: its last snapshot and health (one replica leads them all)."""
         with self._lock, self._transaction("read the status") as conn:
-            rows = conn.execute(
-                "SELECT name, taken_at, consecutive_failures, unreachable, last_error"
-                " FROM clusters ORDER BY name"
-            ).fetchall()
+            rows = conn.execute(sql.SELECT_STATUS).fetchall()
         return [
             ClusterStatus(name, None if at is None else _dt(at), SourceHealth(n, bool(u), err))
             for name, at, n, u, err in rows
@@ -351,7 +188,7 @@ class SqliteStore:
         if limit <= 0:
             return []
         with self._lock, self._transaction(f"read outbox of sink {sink!r}") as conn:
-            rows = conn.execute(_SELECT_DUE, (sink, limit)).fetchall()
+            rows = conn.execute(sql.SELECT_DUE, (sink, limit)).fetchall()
         return [self._read.item(r) for r in rows]
 
     def heads(
@@ -370,7 +207,7 @@ class SqliteStore:
         only = None if clusters is None else json.dumps(sorted(clusters))
         params = {"sink": sink, "limit": limit, "after": after, "clusters": only}
         with self._lock, self._transaction(f"read outbox heads of sink {sink!r}") as conn:
-            rows = conn.execute(_SELECT_HEADS, params).fetchall()
+            rows = conn.execute(sql.SELECT_HEADS, params).fetchall()
         return [self._read.item(r) for r in rows]
 
     def record_events(self, events: Sequence[Event], sinks: Routing) -> None:
@@ -387,7 +224,7 @@ class SqliteStore:
         row not yet delivered."""
         params = {"sink": sink, "state": state, "limit": limit}
         with self._lock, self._transaction("list deliveries") as conn:
-            rows = conn.execute(_SELECT_DELIVERIES, params).fetchall()
+            rows = conn.execute(sql.SELECT_DELIVERIES, params).fetchall()
         return [self._read.item(r) for r in rows]
 
     def requeue(self, *, sinks: Sequence[str], event_id: str | None, now: datetime) -> int:
@@ -397,20 +234,20 @@ class SqliteStore:
         The number of rows queued."""
         params = {"sinks": json.dumps(list(sinks)), "event": event_id, "now": _ts(now)}
         with self._lock, self._transaction("requeue deliveries", write=True) as conn:
-            return int(conn.execute(_REQUEUE, params).rowcount)
+            return int(conn.execute(sql.REQUEUE, params).rowcount)
 
     def mark_delivered(self, outbox_id: int, now: datetime) -> None:
-        self._transition(outbox_id, "delivered", _MARK_DELIVERED, (_ts(now),))
+        self._transition(outbox_id, "delivered", sql.MARK_DELIVERED, (_ts(now),))
 
     def mark_retry(
         self, outbox_id: int, *, attempts: int, next_attempt_at: datetime, error: str
     ) -> None:
         params = (attempts, _ts(next_attempt_at), error[:_MAX_ERROR_CHARS])
-        self._transition(outbox_id, "pending", _MARK_RETRY, params)
+        self._transition(outbox_id, "pending", sql.MARK_RETRY, params)
 
     def mark_dead(self, outbox_id: int, *, attempts: int, error: str, now: datetime) -> None:
         params = (attempts, error[:_MAX_ERROR_CHARS], _ts(now))
-        self._transition(outbox_id, "dead", _MARK_DEAD, params)
+        self._transition(outbox_id, "dead", sql.MARK_DEAD, params)
 
     def pending_count(self, sink: str) -> int:
         return self._count(sink, "pending")
@@ -420,9 +257,7 @@ class SqliteStore:
 
     def _count(self, sink: str, state: str) -> int:
         with self._lock, self._transaction(f"count {state} outbox rows of sink {sink!r}") as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM outbox WHERE sink = ? AND state = ?", (sink, state)
-            ).fetchone()
+            row = conn.execute(sql.COUNT_OUTBOX, (sink, state)).fetchone()
         return int(row[0])
 
     # --- silences -------------------------------------------------------------------
@@ -440,20 +275,20 @@ class SqliteStore:
         match = ",".join(str(m) for m in matchers)
         params = (match, _ts(starts_at), _ts(ends_at), comment, created_by, _ts(self._clock()))
         with self._lock, self._transaction("add a silence", write=True) as conn:
-            sid = conn.execute(_INSERT_SILENCE, params).lastrowid
+            sid = conn.execute(sql.INSERT_SILENCE, params).lastrowid
         return Silence(str(sid), tuple(matchers), starts_at, ends_at, comment, created_by)
 
     def silences(self, now: datetime | None = None) -> list[Silence]:
         """The silences not yet expired at `now` (all of them when `now` is None)."""
         params = {"now": _ts(now) if now else None}
         with self._lock, self._transaction("read silences") as conn:
-            rows = conn.execute(_SELECT_SILENCES, params).fetchall()
+            rows = conn.execute(sql.SELECT_SILENCES, params).fetchall()
         return [self._read.silence(row) for row in rows]
 
     def remove_silence(self, silence_id: str) -> bool:
         """Delete a silence; False when there is none with that id."""
         with self._lock, self._transaction(f"remove silence {silence_id}", write=True) as conn:
-            deleted = conn.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount
+            deleted = conn.execute(sql.DELETE_SILENCE, (silence_id,)).rowcount
         return bool(deleted)
 
     # --- history --------------------------------------------------------------------
@@ -477,7 +312,7 @@ class SqliteStore:
             "limit": limit,
         }
         with self._lock, self._transaction("read events") as conn:
-            rows = conn.execute(_SELECT_EVENTS, params).fetchall()
+            rows = conn.execute(sql.SELECT_EVENTS, params).fetchall()
         return [self._read.event(r[0], "an event") for r in reversed(rows)]
 
     def prune(self, now: datetime, retention_days: int) -> int:
@@ -485,9 +320,9 @@ class SqliteStore:
         of rows deleted."""
         cutoff = {"cutoff": _ts(now - timedelta(days=retention_days))}
         with self._lock, self._transaction("prune", write=True) as conn:
-            outbox = conn.execute(_PRUNE_OUTBOX, cutoff).rowcount
-            events = conn.execute(_PRUNE_EVENTS, cutoff).rowcount
-            silences = conn.execute("DELETE FROM silences WHERE ends_at < :cutoff", cutoff)
+            outbox = conn.execute(sql.PRUNE_OUTBOX, cutoff).rowcount
+            events = conn.execute(sql.PRUNE_EVENTS, cutoff).rowcount
+            silences = conn.execute(sql.PRUNE_SILENCES, cutoff)
         return int(outbox + events + silences.rowcount)
 
     # --- maintenance ----------------------------------------------------------------
@@ -559,7 +394,7 @@ class SqliteStore:
                     f"this pvewatch knows (up to {SCHEMA_VERSION}); upgrade pvewatch"
                 )
             for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[number - 1]:
+                for statement in sql.MIGRATIONS[number - 1]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number:d}")
             conn.execute("COMMIT")
@@ -579,15 +414,15 @@ class SqliteStore:
         if old is None:
             old = self._resources(conn, cluster)
         changed, removed = changed_resources(cluster, new, old)
-        conn.executemany(_UPSERT_RESOURCE, changed)
+        conn.executemany(sql.UPSERT_RESOURCE, changed)
         conn.executemany("DELETE FROM resources WHERE cluster = ? AND id = ?", removed)
 
     def _write_events(
         self, conn: sqlite3.Connection, events: Sequence[Event], sinks: Routing, now: float
     ) -> None:
         event_rows_, outbox_rows = event_rows(events, sinks, now, _ts)
-        conn.executemany(_INSERT_EVENT, event_rows_)
-        conn.executemany(_INSERT_OUTBOX, outbox_rows)
+        conn.executemany(sql.INSERT_EVENT, event_rows_)
+        conn.executemany(sql.INSERT_OUTBOX, outbox_rows)
 
     def _transition(self, outbox_id: int, target: str, sql: str, params: tuple[Any, ...]) -> None:
         """Apply a mark_* to a pending row; marking a row again with its state is a no-op."""
