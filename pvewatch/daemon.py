@@ -15,7 +15,6 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -24,7 +23,6 @@ from pvewatch.config.types import Config
 from pvewatch.deliver import Deliverer, RetryPolicy, settings_for
 from pvewatch.errors import ConfigError, PvewatchError
 from pvewatch.http.listener import Listener
-from pvewatch.leadership import Leadership, SoleLeader
 from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
@@ -34,12 +32,10 @@ from pvewatch.reload import Carried, ConfigSource, Requests, reread
 from pvewatch.routing import route
 from pvewatch.sinks import Sink, build_sink
 from pvewatch.sinks.log import LogSink
+from pvewatch.store.base import Store
+from pvewatch.store.leadership import Leadership, SoleLeader
 from pvewatch.store.opening import open_state
-from pvewatch.store.sqlite import SqliteStore
 from pvewatch.systemd import Notifier, ServiceStatus
-
-if TYPE_CHECKING:
-    from pvewatch.store.postgres import PostgresStore
 
 log = logging.getLogger("pvewatch")
 
@@ -54,7 +50,7 @@ def utcnow() -> datetime:
 @dataclass
 class Runtime:
     config: Config
-    store: SqliteStore | PostgresStore
+    store: Store
     sinks: list[Sink]
     deliverers: list[Deliverer]
     clients: list[PveClient]

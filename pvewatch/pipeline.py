@@ -20,7 +20,7 @@ from pvewatch.config.rules import RulesConfig
 from pvewatch.errors import SourceError, StoreError
 from pvewatch.model import Event, Snapshot, SourceHealth
 from pvewatch.observe import NullObserver, Observer
-from pvewatch.store import Routing, Store
+from pvewatch.store.base import Routing, Store
 from pvewatch.watch import health, tasks, thresholds
 from pvewatch.watch.diff import diff
 from pvewatch.watch.normalize import Normalizer, carry_forward, implausible

@@ -10,22 +10,20 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from pvewatch.config.types import StoreConfig
 from pvewatch.model import format_time
 from pvewatch.silence import Silence, parse_match
+from pvewatch.store.base import Store
 from pvewatch.store.opening import open_store
 from pvewatch.store.sqlite import SqliteStore
-
-if TYPE_CHECKING:
-    from pvewatch.store.postgres import PostgresStore
 
 # The configured store, or the path of a SQLite file.
 Where = StoreConfig | Path
 
 
-def _open(store: Where) -> SqliteStore | PostgresStore:
+def _open(store: Where) -> Store:
     return SqliteStore(store) if isinstance(store, Path) else open_store(store)
 
 

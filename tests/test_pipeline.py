@@ -12,7 +12,8 @@ import pytest
 from pvewatch.errors import SourceAuthError, SourceUnreachable, StoreError
 from pvewatch.model import Event, Snapshot, SourceHealth
 from pvewatch.pipeline import ClusterWatcher
-from pvewatch.store import Routing, SqliteStore
+from pvewatch.store.base import Routing
+from pvewatch.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 VM = {"id": "qemu/100", "type": "qemu", "vmid": 100, "node": "pve1", "name": "web1"}

@@ -12,7 +12,7 @@ from pvewatch.config.shape import ShapeConfig
 from pvewatch.errors import SourceAuthError, SourceUnreachable
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.silence import parse_match
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.test_pipeline import T0, VM, Clock, FakeSource
 from tests.watch.taskrows import task
 

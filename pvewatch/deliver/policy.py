@@ -23,7 +23,7 @@ _DEFAULT = RetryConfig()
 
 
 class PendingItem(Protocol):
-    """The fields of an outbox row that delivery reads (`pvewatch.store.OutboxItem`)."""
+    """The fields of an outbox row that delivery reads (`pvewatch.store.base.OutboxItem`)."""
 
     @property
     def outbox_id(self) -> int: ...

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.config.types import Config, SinkConfig
@@ -20,12 +20,8 @@ from pvewatch.sinks import build_sink
 from pvewatch.sinks.formats.sample import sample_event
 from pvewatch.sinks.log import escape_controls
 from pvewatch.sinks.webhook import Answer, WebhookSink
-from pvewatch.store import OutboxItem
+from pvewatch.store.base import OutboxItem, Store
 from pvewatch.store.opening import open_store
-from pvewatch.store.sqlite import SqliteStore
-
-if TYPE_CHECKING:
-    from pvewatch.store.postgres import PostgresStore
 
 _SHOWN_ANSWER_BYTES = 300
 T = TypeVar("T")
@@ -51,9 +47,7 @@ def _chosen_sinks(config: Config, name: str | None, err: TextIO) -> list[str] | 
     return [name]
 
 
-def _in_store(
-    config: Config, err: TextIO, action: Callable[[SqliteStore | PostgresStore], T]
-) -> T | None:
+def _in_store(config: Config, err: TextIO, action: Callable[[Store], T]) -> T | None:
     """`action` on the configured state store; None, after saying why, when there is no
     store yet or it fails."""
     if config.store.postgres is None and not config.store.path.exists():

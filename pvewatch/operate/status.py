@@ -14,7 +14,7 @@ from typing import TextIO
 from pvewatch.config.types import Config
 from pvewatch.errors import StoreError
 from pvewatch.model import SourceHealth, format_time
-from pvewatch.store import ClusterStatus
+from pvewatch.store.base import ClusterStatus
 from pvewatch.store.opening import open_store
 
 

@@ -10,22 +10,17 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pvewatch.config.types import PostgresConfig, StoreConfig
 from pvewatch.errors import StoreError
-from pvewatch.leadership import Leadership, SoleLeader
-from pvewatch.store import Store
+from pvewatch.store.base import Fencing, Store
+from pvewatch.store.leadership import Leadership, SoleLeader
 from pvewatch.store.sqlite import SqliteStore
-
-if TYPE_CHECKING:
-    from pvewatch.store.pg_leader import PgLeadership
-    from pvewatch.store.postgres import Fencing, PostgresStore
 
 
 def open_store(
     config: StoreConfig, *, fencing: Fencing | None = None, replica_id: str | None = None
-) -> SqliteStore | PostgresStore:
+) -> Store:
     """Open (and migrate) the configured store. `fencing`: PostgreSQL commits only while
     it says this replica leads the cluster."""
     if config.postgres is None:
@@ -81,32 +76,6 @@ def replica(config: StoreConfig) -> str:
     return default_replica_id()
 
 
-def leadership_for(
-    config: StoreConfig,
-    clusters: Sequence[str],
-    *,
-    on_change: Callable[[str, bool], None],
-    on_database: Callable[[bool, str], None],
-    busy: Callable[[str], bool],
-    logger: logging.Logger,
-) -> SoleLeader | PgLeadership:
-    """One replica leads everything with SQLite; with PostgreSQL, this replica's share."""
-    if config.postgres is None:
-        return SoleLeader()
-    _require_psycopg(config.postgres)
-    from pvewatch.store.pg_leader import PgLeadership
-
-    return PgLeadership(
-        config.postgres,
-        clusters,
-        replica_id=replica(config),
-        on_change=on_change,
-        on_database=on_database,
-        busy=busy,
-        logger=logger,
-    )
-
-
 def open_state(
     config: StoreConfig,
     clusters: Sequence[str],
@@ -115,13 +84,22 @@ def open_state(
     on_database: Callable[[bool, str], None],
     busy: Callable[[str], bool],
     logger: logging.Logger,
-) -> tuple[SqliteStore | PostgresStore, SoleLeader | PgLeadership]:
+) -> tuple[Store, Leadership]:
     """The store and the leadership of this replica, the store fenced by it."""
-    leadership = leadership_for(
-        config, clusters, on_change=on_change, on_database=on_database, busy=busy, logger=logger
+    if config.postgres is None:
+        return open_store(config), SoleLeader()
+    _require_psycopg(config.postgres)
+    from pvewatch.store.pg_leader import PgLeadership
+
+    leadership = PgLeadership(
+        config.postgres,
+        clusters,
+        replica_id=replica(config),
+        on_change=on_change,
+        on_database=on_database,
+        busy=busy,
+        logger=logger,
     )
-    if isinstance(leadership, SoleLeader):
-        return open_store(config), leadership
     return open_store(config, fencing=leadership, replica_id=leadership.replica_id), leadership
 
 
@@ -135,4 +113,4 @@ def _require_psycopg(config: PostgresConfig) -> None:
         ) from None
 
 
-__all__ = ["Leadership", "Store", "leadership_for", "open_state", "open_store", "replica"]
+__all__ = ["open_state", "open_store", "replica"]

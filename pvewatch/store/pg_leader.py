@@ -1,4 +1,4 @@
-"""Leadership of clusters through PostgreSQL advisory locks (decisions: pvewatch.leadership).
+"""Leadership of clusters through PostgreSQL advisory locks (decisions: pvewatch.store.leadership).
 
 Each replica holds one dedicated session (autocommit) for as long as it runs. Every
 `leader_check_secs` it looks: it renews its heartbeat in `replicas`, counts the live
@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 
 from pvewatch.config.types import PostgresConfig
-from pvewatch.leadership import delivered_clusters, lock_key, plan
+from pvewatch.store.leadership import delivered_clusters, lock_key, plan
 from pvewatch.store.postgres import connect_args
 
 log = logging.getLogger("pvewatch.leader")

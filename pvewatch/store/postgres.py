@@ -1,5 +1,5 @@
 """The PostgreSQL state store: the same interface and meaning as the SQLite one
-(pvewatch.store.sqlite), for replicas that share their clusters (pvewatch.leadership).
+(pvewatch.store.sqlite), for replicas that share their clusters (pvewatch.store.leadership).
 
 One poll is one transaction: snapshot rows, events, outbox rows, health and rule state.
 Each commit and each load of a cluster first takes the cluster's "commit" advisory lock
@@ -21,20 +21,20 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
 from pvewatch.config.types import PostgresConfig
 from pvewatch.errors import StoreError
-from pvewatch.leadership import lock_key
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
-from pvewatch.store import ClusterStatus, OutboxItem, Routing
 from pvewatch.store import postgres_sql as sql
+from pvewatch.store.base import ClusterStatus, Fencing, OutboxItem, Routing
+from pvewatch.store.leadership import lock_key
 from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
 
-__all__ = ["Fencing", "NotLeader", "PostgresStore", "connect_args"]
+__all__ = ["NotLeader", "PostgresStore", "connect_args"]
 
 _MAX_ERROR_CHARS = 2000
 CONNECT_TIMEOUT_SECS = 5
@@ -42,12 +42,6 @@ CONNECT_TIMEOUT_SECS = 5
 
 class NotLeader(StoreError):
     """A commit refused: this replica does not hold the cluster's leadership lock."""
-
-
-class Fencing(Protocol):
-    def session_pid(self, cluster: str) -> int | None:
-        """The backend pid of the leadership session that must hold the cluster's lock
-        for a commit to go in; None: this replica does not lead the cluster."""
 
 
 def connect_args(config: PostgresConfig, application_name: str) -> dict[str, Any]:
@@ -465,7 +459,7 @@ class PostgresStore:
         self, cur: psycopg.Cursor[tuple[Any, ...]], clusters: Collection[str]
     ) -> list[str]:
         """Of `clusters`, those whose leader lock the leadership session holds now; ""
-        (events of no cluster) stays: it goes with the first cluster (pvewatch.leadership)."""
+        (events of no cluster) stays: it goes with the first cluster (pvewatch.store.leadership)."""
         assert self._fencing is not None
         named = sorted(c for c in clusters if c)
         pid = self._fencing.session_pid(named[0]) if named else None

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource
 from pvewatch.silence import Silence, parse_match
-from pvewatch.store import OutboxItem, Routing
+from pvewatch.store.base import OutboxItem, Routing
 
 Stamp = TypeVar("Stamp", float, datetime)
 EventRow = tuple[str, str, str, Any, Any, str]  # id, cluster, type, time, created_at, data

@@ -31,8 +31,8 @@ from typing import Any
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
-from pvewatch.store import ClusterStatus, OutboxItem, Routing
 from pvewatch.store import sqlite_sql as sql
+from pvewatch.store.base import ClusterStatus, OutboxItem, Routing
 from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]

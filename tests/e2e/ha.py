@@ -24,7 +24,7 @@ import httpx
 from pvewatch.config.types import PostgresConfig
 from pvewatch.model import Event
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import ClusterStatus
+from pvewatch.store.base import ClusterStatus
 from pvewatch.store.pg_leader import application_name
 from pvewatch.store.postgres import PostgresStore
 from tests.e2e.harness import TOKEN, control

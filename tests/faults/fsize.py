@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pvewatch.pve.client import PveClient
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import simulator
 from tests.faults.rig import hand_watcher, pinned_cluster
 from tests.faults.support import start_guest, types

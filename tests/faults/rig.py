@@ -21,7 +21,7 @@ from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import Store
+from pvewatch.store.base import Store
 from tests.e2e.harness import TOKEN, control, read_events, watcher_config
 
 # Faults go to the resource list only, so one failing answer is one failed poll.

@@ -20,7 +20,7 @@ from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.auth import TICKET_LIFETIME_SECS
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import control
 from tests.faults.figures import Figures
 from tests.faults.rig import hand_watcher, pinned_cluster, status

@@ -23,7 +23,8 @@ from pvewatch.config.types import StoreConfig
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import SqliteStore, Store
+from pvewatch.store.base import Store
+from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import simulator
 from tests.faults.figures import Figures
 from tests.faults.rig import fault_config, hand_watcher, pinned_cluster, watching

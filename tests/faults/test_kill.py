@@ -21,7 +21,7 @@ from typing import Any
 
 from pvewatch.model import Event
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import TOKEN, control, polls_served, read_events, simulator, wait_for
 from tests.faults.figures import Figures
 from tests.faults.receiver import Receiver

@@ -16,7 +16,7 @@ import pytest
 
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import control, simulator
 from tests.faults.figures import Figures
 from tests.faults.rig import body, fault, hand_watcher, pinned_cluster, status

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pvewatch.config.load import load_config
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import (
     TOKEN,
     control,

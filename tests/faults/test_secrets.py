@@ -26,7 +26,7 @@ import httpx
 from pvewatch.config.load import load_config
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import control, wait_for
 from tests.faults.figures import Figures
 from tests.faults.receiver import Receiver

@@ -17,8 +17,8 @@ import pytest
 from pvewatch.config.types import StoreConfig
 from pvewatch.errors import StoreError
 from pvewatch.simulator.server import SimServer
-from pvewatch.store import SqliteStore
 from pvewatch.store.opening import open_store
+from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import TOKEN, simulator
 from tests.faults.figures import Figures
 from tests.faults.support import cluster_entry, mounted, run, start_guest, types, write_config

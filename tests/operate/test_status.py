@@ -10,7 +10,7 @@ from pathlib import Path
 from pvewatch.config.types import ClusterConfig, Config, StoreConfig
 from pvewatch.model import SourceHealth
 from pvewatch.operate.status import show_status
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.store.builders import T0, resources, snapshot
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pvewatch.config.types import PostgresConfig
-from pvewatch.store import SqliteStore
 from pvewatch.store.postgres import PostgresStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.pg import empty_tables, fresh_database
 
 AnyStore = SqliteStore | PostgresStore

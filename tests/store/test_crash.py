@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from pvewatch.model import SourceHealth
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 
 from .builders import T0
 
@@ -25,7 +25,7 @@ import sys
 from dataclasses import replace
 from datetime import timedelta
 from pvewatch.model import Resource, Snapshot, SourceHealth
-from pvewatch.store import SqliteStore
+from pvewatch.store.sqlite import SqliteStore
 from tests.store.builders import T0, event
 
 with SqliteStore(sys.argv[1]) as store:

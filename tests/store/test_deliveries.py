@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from pvewatch.model import Event, SourceHealth
-from pvewatch.store import OutboxItem
+from pvewatch.store.base import OutboxItem
 
 from .builders import T0, event
 from .conftest import AnyStore, Opener

@@ -9,7 +9,7 @@ import pytest
 
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, SourceHealth
-from pvewatch.store import OutboxItem
+from pvewatch.store.base import OutboxItem
 
 from .builders import T0, event
 from .conftest import AnyStore

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from pvewatch.config.types import PostgresConfig
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
-from pvewatch.store import SqliteStore, postgres_sql
+from pvewatch.store import postgres_sql
 from pvewatch.store.postgres import PostgresStore
-from pvewatch.store.sqlite import SCHEMA_VERSION
+from pvewatch.store.sqlite import SCHEMA_VERSION, SqliteStore
 from tests.pg import empty_tables, execute
 
 from .builders import captured_resources, event, resources, snapshot

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pvewatch.leadership import ORPHAN_LOOKS, Plan, delivered_clusters, lock_key, plan, share
+from pvewatch.store.leadership import ORPHAN_LOOKS, Plan, delivered_clusters, lock_key, plan, share
 
 
 def test_lock_keys_are_stable_signed_64_bit_and_distinct() -> None:

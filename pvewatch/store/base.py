@@ -1,0 +1,181 @@
+"""What every caller needs of the state store: the `Store` protocol, which `SqliteStore`
+(store/sqlite.py) and `PostgresStore` (store/postgres.py) both implement, and the rows it
+hands out. Callers type against `Store`, never against a backend.
+
+The outbox holds one row per (event, sink). A row is `pending` until delivery marks it
+`delivered` or gives up and marks it `dead`. Rows of one sink about the same resource are
+delivered in `outbox_id` order, which is the order the events were committed in; `heads`
+gives the first pending row of each such line. Dead rows stay (for `pvewatch deliveries`
+and `replay`) until the retention prunes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+from pvewatch.model import Event, Snapshot, SourceHealth
+from pvewatch.silence import Matcher, Silence
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One outbox row: an event on its way to one sink."""
+
+    outbox_id: int
+    sink: str
+    event: Event
+    attempts: int
+    next_attempt_at: datetime
+    state: str  # "pending" | "delivered" | "dead"
+    last_error: str | None
+    # Which line the row waits in: rows about one resource of one cluster reach a sink in
+    # order (`resource_id` None: the cluster's own events, such as source.unreachable).
+    cluster: str = ""
+    resource_id: str | None = None
+    # When the row was queued (committed, or re-queued by `replay`): retry's max_age
+    # counts from here.
+    queued_at: datetime = NEVER
+
+    @property
+    def line(self) -> tuple[str, str | None]:
+        return (self.cluster, self.resource_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """What `pvewatch status` shows of one cluster."""
+
+    cluster: str
+    last_poll: datetime | None  # the last successful poll (snapshot) stored
+    health: SourceHealth
+    leader: str | None = None  # the replica leading it; None: none (or a SQLite store)
+    leader_since: datetime | None = None
+
+
+# Which sinks get an outbox row for an event: every sink in a list, or what a function of the
+# event says (sink filters, silences). An event routed nowhere is still recorded.
+Routing = Sequence[str] | Callable[[Event], Sequence[str]]
+
+
+class Fencing(Protocol):
+    """Who may commit (PostgreSQL: the leadership, pvewatch.store.pg_leader)."""
+
+    def session_pid(self, cluster: str) -> int | None:
+        """The backend pid of the leadership session that must hold the cluster's lock
+        for a commit to go in; None: this replica does not lead the cluster."""
+
+
+class Store(Protocol):
+    """The state store, as the daemon, the watchers, delivery and the operator's commands
+    use it. Thread-safe; every method raises `StoreError` when the store fails."""
+
+    def __enter__(self) -> Store: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+    # --- what the watchers use: snapshots, health, rule state, one commit per poll ----
+
+    def load(self, cluster: str) -> tuple[Snapshot | None, SourceHealth]: ...
+
+    def load_rule_state(self, cluster: str) -> dict[str, Any]: ...
+
+    def commit_poll(
+        self,
+        cluster: str,
+        *,
+        snapshot: Snapshot | None,
+        events: Sequence[Event],
+        sinks: Routing,
+        health: SourceHealth,
+        rule_state: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def silences(self, now: datetime | None = None) -> list[Silence]: ...
+
+    # --- what delivery uses: the outbox ------------------------------------------------
+
+    def due(self, sink: str, now: datetime, limit: int = 100) -> list[OutboxItem]: ...
+
+    def heads(
+        self,
+        sink: str,
+        limit: int = 100,
+        after: int = 0,
+        clusters: Collection[str] | None = None,
+    ) -> list[OutboxItem]: ...
+
+    def record_events(self, events: Sequence[Event], sinks: Routing) -> None: ...
+
+    def mark_delivered(self, outbox_id: int, now: datetime) -> None: ...
+
+    def mark_retry(
+        self, outbox_id: int, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> None: ...
+
+    def mark_dead(self, outbox_id: int, *, attempts: int, error: str, now: datetime) -> None: ...
+
+    def pending_count(self, sink: str) -> int: ...
+
+    def dead_count(self, sink: str) -> int: ...
+
+    # --- what the operator's commands use ----------------------------------------------
+
+    def clusters(self) -> list[str]: ...
+
+    def status(self) -> list[ClusterStatus]: ...
+
+    def deliveries(
+        self, *, sink: str | None = None, state: str | None = None, limit: int = 1000
+    ) -> list[OutboxItem]: ...
+
+    def requeue(self, *, sinks: Sequence[str], event_id: str | None, now: datetime) -> int: ...
+
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        type_pattern: str | None = None,
+        cluster: str | None = None,
+        limit: int = 1000,
+    ) -> list[Event]: ...
+
+    def add_silence(
+        self,
+        matchers: Sequence[Matcher],
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        comment: str,
+        created_by: str | None,
+    ) -> Silence: ...
+
+    def remove_silence(self, silence_id: str) -> bool: ...
+
+    # --- upkeep ------------------------------------------------------------------------
+
+    def prune(self, now: datetime, retention_days: int) -> int: ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    @property
+    def total_changes(self) -> int:
+        """Rows inserted, updated or deleted through this store since it was opened."""
+        ...
+
+    def check_integrity(self) -> list[str]:
+        """What the database finds wrong with itself; [] when all is well."""
+        ...
