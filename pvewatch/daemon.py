@@ -20,7 +20,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.config.types import Config
-from pvewatch.deliver import Deliverer, RetryPolicy, settings_for
+from pvewatch.deliver.deliverer import Deliverer
+from pvewatch.deliver.policy import RetryPolicy
+from pvewatch.deliver.settings import settings_for
 from pvewatch.errors import ConfigError, PvewatchError
 from pvewatch.http.listener import Listener
 from pvewatch.metrics import Metrics, MetricsOptions

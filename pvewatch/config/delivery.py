@@ -9,7 +9,7 @@
         group_wait_secs: 5      # chat formats: how long a burst collects
 
 A key left out keeps None in `DeliveryConfig` where its default depends on the sink
-(`pvewatch.deliver.settings_for`).
+(`pvewatch.deliver.settings.settings_for`).
 """
 
 from __future__ import annotations

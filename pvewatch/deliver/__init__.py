@@ -9,24 +9,3 @@
 Retry, backoff, Retry-After, ordering, grouping, rate limits and dead letters live here,
 never inside a sink: a sink makes one attempt and says whether a retry could help.
 """
-
-from __future__ import annotations
-
-from pvewatch.deliver.attempt import sink_disabled_event
-from pvewatch.deliver.deliverer import Deliverer, Outbox
-from pvewatch.deliver.policy import Dead, Delivered, Outcome, Retry, RetryPolicy, decide
-from pvewatch.deliver.settings import Settings, settings_for
-
-__all__ = [
-    "Dead",
-    "Delivered",
-    "Deliverer",
-    "Outbox",
-    "Outcome",
-    "Retry",
-    "RetryPolicy",
-    "Settings",
-    "decide",
-    "settings_for",
-    "sink_disabled_event",
-]

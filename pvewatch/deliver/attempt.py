@@ -17,7 +17,7 @@ from pvewatch.sinks import Sink
 
 
 class Marks(Protocol):
-    """The outbox's writes (pvewatch.deliver.Outbox has them)."""
+    """The outbox's writes (pvewatch.deliver.deliverer.Outbox has them)."""
 
     def mark_delivered(self, outbox_id: int, now: datetime) -> None: ...
     def mark_retry(

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from pvewatch.config.types import DeliveryConfig, RetryConfig, SinkConfig
-from pvewatch.deliver import Deliverer, Outbox, RetryPolicy, Settings, settings_for
+from pvewatch.deliver.deliverer import Deliverer, Outbox
+from pvewatch.deliver.policy import RetryPolicy
+from pvewatch.deliver.settings import Settings, settings_for
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.model import Event
 from pvewatch.observe import NullObserver
