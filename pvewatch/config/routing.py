@@ -35,7 +35,7 @@ from pvewatch.config.reading import (
 )
 from pvewatch.model import EVENT_TYPES, Severity
 from pvewatch.routing import SinkFilter
-from pvewatch.sinks.formats import DEFAULT_FORMAT, FORMATS
+from pvewatch.sinks.formats.table import DEFAULT_FORMAT, FORMATS
 from pvewatch.sinks.formats.template import template_problem
 
 ROUTING_KEYS = frozenset({"filter", "send_resolved"})

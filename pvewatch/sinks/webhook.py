@@ -29,7 +29,8 @@ from pvewatch.model import Event
 from pvewatch.net.tls import build_ssl_context
 from pvewatch.secret import Secret
 from pvewatch.sinks import signing
-from pvewatch.sinks.formats import Formatter, Payload, build_formatter
+from pvewatch.sinks.formats.base import Formatter, Payload
+from pvewatch.sinks.formats.table import build_formatter
 from pvewatch.sinks.response import answer_error
 
 MAX_ANSWER_BYTES = 64 * 1024

@@ -22,7 +22,7 @@ from pvewatch.cli import main
 from pvewatch.config.load import load_config
 from pvewatch.errors import ConfigError
 from pvewatch.model import Event
-from pvewatch.sinks.formats import FORMATS
+from pvewatch.sinks.formats.table import FORMATS
 from pvewatch.sinks.log import format_json, format_text
 from pvewatch.upid import parse_upid
 from pvewatch.watch.diff import diff

@@ -17,7 +17,7 @@ from pvewatch.config.types import SinkConfig
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.secret import Secret
 from pvewatch.sinks import build_sink, signing
-from pvewatch.sinks.formats import build_formatter
+from pvewatch.sinks.formats.table import build_formatter
 from pvewatch.sinks.webhook import MAX_ANSWER_BYTES, USER_AGENT, WebhookSink
 
 from .contract import check_sink_contract, guest_stopped, sample_events

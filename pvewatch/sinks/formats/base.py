@@ -1,5 +1,5 @@
 """The two types every format module shares: `Payload` (one message to send) and the
-`Formatter` protocol. Re-exported by `pvewatch.sinks.formats`."""
+`Formatter` protocol."""
 
 from __future__ import annotations
 

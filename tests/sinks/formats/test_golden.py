@@ -14,7 +14,8 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http
 from cloudevents.core.formats.json import JSONFormat
 
 from pvewatch.model import Event
-from pvewatch.sinks.formats import FORMATS, Formatter, Payload, build_formatter
+from pvewatch.sinks.formats.base import Formatter, Payload
+from pvewatch.sinks.formats.table import FORMATS, build_formatter
 
 from .events import FIRING, RESOLVED, burst
 

@@ -36,7 +36,7 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
 from pvewatch.model import Event
-from pvewatch.sinks.formats import Payload
+from pvewatch.sinks.formats.base import Payload
 from tests.need import need
 
 from .events import FIRING, NODE_OFFLINE, RESOLVED, burst, events
