@@ -32,13 +32,14 @@ import httpx
 from bench.common import cpu_secs
 from pvewatch import daemon
 from pvewatch.config.load import load_config
-from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.config.types import Config
 from pvewatch.model import Event, ResourceRef, Severity, event_id
 from pvewatch.net.tls import build_transport
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
 from pvewatch.routing import route
+from pvewatch.sinks.base import delivering
+from pvewatch.sinks.table import SINK_TYPES
 
 
 class _TimedStream(httpx.AsyncByteStream):
@@ -105,7 +106,7 @@ def emit(**fields: object) -> None:
 
 async def run(config: Config, burst: int) -> None:
     cluster = config.clusters[0]
-    delivered = [s for s in config.sinks if s.type not in METRICS_ONLY_TYPES]
+    delivered = delivering(config.sinks, SINK_TYPES)
     async with daemon.open_runtime(config) as rt:
         clock = AnswerClock(build_transport(cluster.name, cluster.tls))
         client = PveClient(cluster, transport=clock)
@@ -166,7 +167,7 @@ def main() -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("--burst", type=int, default=0)
     args = parser.parse_args()
-    asyncio.run(run(load_config(args.config, os.environ), args.burst))
+    asyncio.run(run(load_config(args.config, os.environ, sink_types=SINK_TYPES), args.burst))
 
 
 if __name__ == "__main__":

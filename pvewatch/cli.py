@@ -18,6 +18,7 @@ from pvewatch import __version__
 from pvewatch.config.load import DEFAULT_CONFIG_PATH
 from pvewatch.config.types import Config
 from pvewatch.errors import ConfigError, PvewatchError, StoreError
+from pvewatch.sinks.table import SINK_TYPES
 
 if TYPE_CHECKING:
     from pvewatch.reload import ConfigSource
@@ -361,7 +362,7 @@ def _load(path: Path) -> Config | None:
     from pvewatch.config.load import load_config
 
     try:
-        return load_config(path, os.environ)
+        return load_config(path, os.environ, sink_types=SINK_TYPES)
     except ConfigError as e:
         print(e, file=sys.stderr)
         return None
@@ -386,7 +387,7 @@ def _config_source(args: argparse.Namespace) -> ConfigSource:
 
     path = _config_path(args.config)
     return ConfigSource(
-        load=lambda: load_config(path, os.environ),
+        load=lambda: load_config(path, os.environ, sink_types=SINK_TYPES),
         applied=lambda config: _setup_logging(args, config),
     )
 
@@ -481,8 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pvewatch.config.load import check_config
         from pvewatch.operate.connect import check_and_connect
 
-        check = check_and_connect if args.connect else check_config
-        return check(_config_path(args.config), os.environ, sys.stdout, sys.stderr)
+        path = _config_path(args.config)
+        if args.connect:
+            return check_and_connect(path, os.environ, sys.stdout, sys.stderr)
+        return check_config(path, os.environ, sys.stdout, sys.stderr, sink_types=SINK_TYPES)
     if args.command == "api":
         from pvewatch.operate.api import api_command
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.config.types import Config
 from pvewatch.deliver.deliverer import Deliverer
 from pvewatch.deliver.policy import RetryPolicy
@@ -32,8 +31,8 @@ from pvewatch.probes import Heartbeat
 from pvewatch.pve.client import PveClient
 from pvewatch.reload import Carried, ConfigSource, Requests, reread
 from pvewatch.routing import route
-from pvewatch.sinks import Sink, build_sink
-from pvewatch.sinks.log import LogSink
+from pvewatch.sinks.base import OpenSink, SinkContext, SinkTypes, delivering
+from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.base import Store
 from pvewatch.store.leadership import Leadership, SoleLeader
 from pvewatch.store.opening import open_state
@@ -53,7 +52,7 @@ def utcnow() -> datetime:
 class Runtime:
     config: Config
     store: Store
-    sinks: list[Sink]
+    sinks: list[OpenSink]
     deliverers: list[Deliverer]
     clients: list[PveClient]
     watchers: list[ClusterWatcher]
@@ -89,7 +88,7 @@ class Runtime:
 
     async def record_sink_disabled(self, sink: str, event: Event) -> None:
         """A sink was disabled (its webhook said 410): tell the other sinks."""
-        others = {s.name for s in self.sinks} - {sink}
+        others = {s.config.name for s in self.sinks} - {sink}
 
         def to_others(e: Event) -> list[str]:
             return [name for name in route(self.config.sinks, e) if name in others]
@@ -105,10 +104,12 @@ async def open_runtime(
     serve_http: bool = False,
     metrics: Metrics | None = None,
     resumed: bool = False,
+    sink_types: SinkTypes = SINK_TYPES,
 ) -> AsyncIterator[Runtime]:
     """Start every component in order; stop them in reverse order, whatever happens.
     `serve_http` starts the listener of `config.http` too (last, so it stops first).
-    A reload passes the `metrics` to carry on with and `resumed` (see ClusterWatcher)."""
+    A reload passes the `metrics` to carry on with and `resumed` (see ClusterWatcher).
+    `sink_types`: the table the config's sinks were read with."""
     for warning in config.warnings:  # at each start and reload, as check-config prints them
         log.warning("config: %s", warning)
     async with contextlib.AsyncExitStack() as stack:
@@ -122,17 +123,17 @@ async def open_runtime(
         )
         stack.callback(store.close)
         stack.push_async_callback(leadership.stop)  # after the last poll and delivery
-        # A prometheus sink only shapes /metrics: no Sink object, no outbox rows.
-        delivered = [s for s in config.sinks if s.type not in METRICS_ONLY_TYPES]
-        sinks: list[Sink] = []
+        # A metrics-only sink (prometheus) shapes /metrics: no Sink, no outbox rows.
+        delivered = delivering(config.sinks, sink_types)
+        sinks: list[OpenSink] = []
         for sink_config in delivered:
-            sink = build_sink(sink_config)
-            stack.push_async_callback(sink.aclose)
-            sinks.append(sink)
+            opened = sink_types[sink_config.type].open(sink_config, SinkContext(store))
+            stack.push_async_callback(opened.sink.aclose)
+            sinks.append(opened)
         metrics = metrics or Metrics(clusters={}, sinks=())
         metrics.reconfigure(
             clusters={c.name: c.interval_secs for c in config.clusters},
-            sinks=[s.name for s in sinks],
+            sinks=[s.config.name for s in sinks],
             store=store,
             options=MetricsOptions.from_sinks(config.sinks),
         )
@@ -141,9 +142,9 @@ async def open_runtime(
         deliverers = [
             Deliverer(
                 store,
-                sink,
-                policy=RetryPolicy.from_config(sink_config.delivery.retry),
-                settings=settings_for(sink_config, sink),
+                opened.sink,
+                policy=RetryPolicy.from_config(opened.config.delivery.retry),
+                settings=settings_for(opened),
                 clock=utcnow,
                 rng=rng,
                 logger=log,
@@ -151,12 +152,12 @@ async def open_runtime(
                 on_disabled=runtime.record_sink_disabled,
                 clusters=leadership.delivered,
             )
-            for sink_config, sink in zip(delivered, sinks, strict=True)
+            for opened in sinks
         ]
         for deliverer in deliverers:
             stack.push_async_callback(deliverer.stop)  # before its sink closes
-        for sink in sinks:
-            metrics.sink_enabled(sink.name, True)
+        for opened in sinks:
+            metrics.sink_enabled(opened.config.name, True)
         clients = []
         for cluster in config.clusters:
             client = PveClient(cluster, logger=log)
@@ -215,6 +216,7 @@ async def run(
     reload: asyncio.Event | None = None,
     on_ready: Callable[[], None] = lambda: None,
     on_listening: Callable[[str], None] = lambda url: None,
+    sink_types: SinkTypes = SINK_TYPES,
 ) -> int:
     """`pvewatch run`: poll every cluster on its interval until SIGTERM/SIGINT or `stop`.
     SIGHUP (or `reload`) applies the config `source` reads now (pvewatch.reload).
@@ -239,7 +241,7 @@ async def run(
         asyncio.create_task(service.notifier.keep_watchdog_fed()),
     ]
     try:
-        await _serve(config, service, on_ready)
+        await _serve(config, service, on_ready, sink_types)
     finally:
         service.close_listener()
         for task in background:
@@ -250,7 +252,9 @@ async def run(
     return 0
 
 
-async def _serve(config: Config, service: Carried, on_ready: Callable[[], None]) -> None:
+async def _serve(
+    config: Config, service: Carried, on_ready: Callable[[], None], sink_types: SinkTypes
+) -> None:
     """Run runtimes one after the other: the first from `config`, then one per applied
     reload. A new config that cannot start (its store cannot be opened, ...) is logged
     and the previous one runs again."""
@@ -259,7 +263,12 @@ async def _serve(config: Config, service: Carried, on_ready: Callable[[], None])
         async with contextlib.AsyncExitStack() as stack:
             try:
                 runtime = await stack.enter_async_context(
-                    open_runtime(config, metrics=service.metrics, resumed=previous is not None)
+                    open_runtime(
+                        config,
+                        metrics=service.metrics,
+                        resumed=previous is not None,
+                        sink_types=sink_types,
+                    )
                 )
                 if service.http is None:  # bound once the store is open, kept across reloads
                     service.listen(config.http)
@@ -337,9 +346,9 @@ async def _run_runtime(
 async def _reread(runtime: Runtime, service: Carried) -> Config | None:
     """SIGHUP: log files are opened again (logrotate); the config file is read again and,
     when valid, returned with its listener applied. Rejected: the runtime runs on."""
-    for sink in runtime.sinks:
-        if isinstance(sink, LogSink):
-            sink.reopen()
+    for opened in runtime.sinks:
+        if opened.reopen is not None:
+            opened.reopen()
     new = await reread(service.source, log)
     if new is not None:
         try:
@@ -407,10 +416,10 @@ async def _prune(runtime: Runtime) -> None:
         log.info("pruned %d old rows from the store", deleted)
 
 
-async def once(config: Config) -> int:
+async def once(config: Config, *, sink_types: SinkTypes = SINK_TYPES) -> int:
     """`pvewatch once`: poll every cluster once, deliver what is pending, exit.
     0 when every cluster was polled, 1 otherwise."""
-    async with open_runtime(config) as runtime:
+    async with open_runtime(config, sink_types=sink_types) as runtime:
         results: list[PollResult] = await asyncio.gather(*(w.poll() for w in runtime.watchers))
         for cluster, result in zip(config.clusters, results, strict=True):
             if result.standby:

@@ -22,6 +22,7 @@ from pvewatch.config.types import (
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.log import LogOptions
 
 
 def run_demo(
@@ -56,7 +57,7 @@ def run_demo(
             store=StoreConfig(path=Path(tmp) / "state.db"),
             # Any free port: a pvewatch already running here keeps 9886.
             http=HttpConfig(listen="127.0.0.1:0"),
-            sinks=(SinkConfig("console", "log", {"format": "text", "path": "-"}),),
+            sinks=(SinkConfig("console", "log", LogOptions(format="text", path="-")),),
         )
         print(_banner(sim.url, sim.fingerprint, churn_per_min, duration_secs), flush=True)
 

@@ -39,7 +39,6 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from pvewatch import __version__
-from pvewatch.config.sinks import METRICS_ONLY_TYPES
 from pvewatch.config.types import SinkConfig
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Snapshot
@@ -52,6 +51,7 @@ from pvewatch.series import (
     resource_labels,
     up_value,
 )
+from pvewatch.sinks.prometheus import PrometheusOptions
 
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -78,10 +78,10 @@ class MetricsOptions:
 
     @classmethod
     def from_sinks(cls, sinks: Iterable[SinkConfig]) -> MetricsOptions:
-        mine = tuple(s for s in sinks if s.type in METRICS_ONLY_TYPES)
+        mine = [(s, s.options) for s in sinks if isinstance(s.options, PrometheusOptions)]
         if not mine:
             return cls()
-        return cls(any(bool(s.options.get("state_metrics", True)) for s in mine), mine)
+        return cls(any(o.state_metrics for _, o in mine), tuple(s for s, _ in mine))
 
     def counts(self, event: Event) -> bool:
         return not self.counting or bool(route(self.counting, event))

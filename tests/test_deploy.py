@@ -21,6 +21,7 @@ from pvewatch import __version__
 from pvewatch.config.load import DEFAULT_CONFIG_PATH, load_config
 from pvewatch.config.types import DEFAULT_STORE_PATH, Config
 from pvewatch.daemon import FLUSH_TIMEOUT_SECS
+from pvewatch.sinks.table import SINK_TYPES
 from tests.need import tool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,16 +144,16 @@ def test_the_images_config_loads_with_the_stacks_settings(tmp_path: Path) -> Non
     compose = _compose("compose.yaml")
     env = {k: str(v) for k, v in compose["services"]["pvewatch"]["environment"].items()}
     env["PVE_TOKEN_FILE"] = str(token)
-    config = load_config(DEPLOY / "docker" / "watch.yaml", env)
+    config = load_config(DEPLOY / "docker" / "watch.yaml", env, sink_types=SINK_TYPES)
     (cluster,) = config.clusters
     assert (cluster.name, cluster.endpoints) == ("demo", ("http://simulator:8006",))
     assert config.http.listen == "0.0.0.0:9886"
     assert str(config.store.path) == "/var/lib/pvewatch/state.db"
     # A real cluster by environment only.
     env = {"PVE_ENDPOINT": "https://pve1.example:8006", "PVE_TOKEN_FILE": str(token)}
-    assert load_config(DEPLOY / "docker" / "watch.yaml", env).clusters[0].endpoints == (
-        "https://pve1.example:8006",
-    )
+    assert load_config(DEPLOY / "docker" / "watch.yaml", env, sink_types=SINK_TYPES).clusters[
+        0
+    ].endpoints == ("https://pve1.example:8006",)
 
 
 def test_the_docker_run_of_the_docs_makes_the_secret_readable_by_uid_10001() -> None:
@@ -260,7 +261,7 @@ def stack_config(stack: str, service_name: str, root: Path) -> Config:
     config.write_text(inside(text))
     config.chmod(0o644)
     env = _image_env() | {k: str(v) for k, v in (service.get("environment") or {}).items()}
-    return load_config(config, {k: inside(v) for k, v in env.items()})
+    return load_config(config, {k: inside(v) for k, v in env.items()}, sink_types=SINK_TYPES)
 
 
 STACK_SERVICES = [(s, name) for s in STACKS for name in _pvewatch_services(_compose(s))]

@@ -16,6 +16,8 @@ from pvewatch.errors import StoreError
 from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event, Resource, ResourceRef, Severity, Snapshot
 from pvewatch.routing import SinkFilter
+from pvewatch.sinks.log import LogOptions
+from pvewatch.sinks.prometheus import PrometheusOptions
 from tests.prom import (
     families,
     parse,
@@ -260,8 +262,8 @@ def test_events_are_counted_by_type_and_severity() -> None:
 
 
 def test_a_prometheus_sink_picks_the_counted_events_and_the_state_series() -> None:
-    sink = SinkConfig("prom", "prometheus", {"state_metrics": False}, SinkFilter(types=("node.*",)))
-    options = MetricsOptions.from_sinks([SinkConfig("console", "log"), sink])
+    sink = SinkConfig("prom", "prometheus", PrometheusOptions(False), SinkFilter(types=("node.*",)))
+    options = MetricsOptions.from_sinks([SinkConfig("console", "log", LogOptions()), sink])
     assert options == MetricsOptions(state_metrics=False, counting=(sink,))
     metrics, _ = make(options)
     node, vm = Resource("node/pve1", "node", "offline", "pve1"), guest(100)
@@ -272,7 +274,9 @@ def test_a_prometheus_sink_picks_the_counted_events_and_the_state_series() -> No
 
 
 def test_without_a_prometheus_sink_everything_is_exposed() -> None:
-    assert MetricsOptions.from_sinks([SinkConfig("console", "log")]) == MetricsOptions()
+    assert (
+        MetricsOptions.from_sinks([SinkConfig("console", "log", LogOptions())]) == MetricsOptions()
+    )
 
 
 def test_deliveries_sinks_and_the_outbox() -> None:

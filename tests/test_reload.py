@@ -20,6 +20,7 @@ from pvewatch.config.load import load_config
 from pvewatch.errors import ConfigError
 from pvewatch.reload import ConfigSource, Requests, reread
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.table import SINK_TYPES
 from tests.config.test_web import HASH
 from tests.e2e.harness import TOKEN, polls_served, running_watcher, simulator, wait_for
 from tests.faults.support import cluster_entry, write_config
@@ -64,7 +65,7 @@ def config_file(tmp: Path, sim: SimServer | None = None, **more: Any) -> Path:
 
 
 def source_of(path: Path) -> ConfigSource:
-    return ConfigSource(load=lambda: load_config(path, {}))
+    return ConfigSource(load=lambda: load_config(path, {}, sink_types=SINK_TYPES))
 
 
 async def test_reread_logs_each_problem_on_one_error_line_without_secrets(
@@ -74,7 +75,7 @@ async def test_reread_logs_each_problem_on_one_error_line_without_secrets(
     bad = {"name": "prod", "endpoints": ["https://pve1:8006"], "token": TOKEN}
     path.write_text(json.dumps({"clusters": [bad | {"interval_secs": "soon"}], "bogus": 1}))
     with pytest.raises(ConfigError) as expected:
-        load_config(path, {})
+        load_config(path, {}, sink_types=SINK_TYPES)
     log = logging.getLogger("test.reload")
     with caplog.at_level(logging.ERROR):
         assert await reread(source_of(path), log) is None
@@ -90,7 +91,7 @@ async def test_reread_returns_the_config_the_file_holds_now(tmp_path: Path) -> N
     path = config_file(tmp_path, store={"path": str(tmp_path / "a.db")})
     source = source_of(path)
     log = logging.getLogger("test.reload")
-    assert (await reread(source, log)) == load_config(path, {})
+    assert (await reread(source, log)) == load_config(path, {}, sink_types=SINK_TYPES)
     config_file(tmp_path, store={"path": str(tmp_path / "b.db")})
     new = await reread(source, log)
     assert new is not None
@@ -114,13 +115,13 @@ def gauge(url: str, name: str, auth: tuple[str, str] | None = None) -> float | N
 def test_a_reload_asked_for_during_a_reload_is_done_after_it(tmp_path: Path) -> None:
     with simulator() as sim:
         path = config_file(tmp_path, sim)
-        config = load_config(path, {})
+        config = load_config(path, {}, sink_types=SINK_TYPES)
         release, calls = threading.Event(), []
 
         def slow_load() -> Any:
             calls.append(1)
             assert release.wait(15), "the test never released the load"
-            return load_config(path, {})
+            return load_config(path, {}, sink_types=SINK_TYPES)
 
         with running_watcher(config, source=ConfigSource(load=slow_load)) as watching:
             watching.reload()
@@ -141,7 +142,9 @@ def test_a_config_that_cannot_start_leaves_the_previous_one_running(
     with simulator() as sim:
         path = config_file(tmp_path, sim)
         with running_watcher(
-            load_config(path, {}), source=source_of(path), on_listening=urls.append
+            load_config(path, {}, sink_types=SINK_TYPES),
+            source=source_of(path),
+            on_listening=urls.append,
         ) as w:
             wait_for(lambda: gauge(urls[-1], "pvewatch_source_up") == 1.0, what="a poll")
             # Valid, but its store cannot be created: the old config starts again.
@@ -164,7 +167,9 @@ def test_the_listener_is_kept_reconfigured_or_rebound(tmp_path: Path) -> None:
         busy.listen()
         path = config_file(tmp_path, sim)
         with running_watcher(
-            load_config(path, {}), source=source_of(path), on_listening=urls.append
+            load_config(path, {}, sink_types=SINK_TYPES),
+            source=source_of(path),
+            on_listening=urls.append,
         ) as w:
             first = urls[-1]
             started = gauge(first, "pvewatch_config_last_reload_success_timestamp_seconds")

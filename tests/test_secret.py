@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pvewatch.config.types import ClusterConfig, Config, HttpConfig, SinkConfig, StoreConfig
 from pvewatch.secret import Secret, secret_values
+from pvewatch.sinks.webhook_options import WebhookOptions
 
 
 def test_a_secret_shows_no_value() -> None:
@@ -25,11 +26,11 @@ def test_secret_values_finds_every_secret_of_a_config() -> None:
             SinkConfig(
                 "hook",
                 "webhook",
-                {
-                    "url": Secret("https://hooks.example/x?token=abcdef123456"),
-                    "secret": (Secret("whsec_a2V5a2V5a2V5"),),
-                    "headers": {"Authorization": Secret("Bearer t0k3n")},
-                },
+                WebhookOptions(
+                    url=Secret("https://hooks.example/x?token=abcdef123456"),
+                    secret=(Secret("whsec_a2V5a2V5a2V5"),),
+                    headers={"Authorization": Secret("Bearer t0k3n")},
+                ),
             ),
         ),
     )

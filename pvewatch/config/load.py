@@ -34,7 +34,7 @@ from pvewatch.config.logging import log_section
 from pvewatch.config.reading import Ctx, expand_env, get_mapping, read_document
 from pvewatch.config.rules import rules_sections
 from pvewatch.config.service import http_section, store_section
-from pvewatch.config.sinks import sinks_section
+from pvewatch.config.sinks import SinkTypes, sinks_section
 from pvewatch.config.types import (
     ClusterConfig,
     Config,
@@ -47,8 +47,9 @@ _RULE_KEYS = frozenset({"expect", "maintenance", "rules", "thresholds"})
 _ROOT_KEYS = frozenset({"clusters", "store", "http", "sinks", "log"})
 
 
-def load_config(path: Path, env: Mapping[str, str]) -> Config:
-    """Read, expand and validate `path`; raise ConfigError listing every problem."""
+def load_config(path: Path, env: Mapping[str, str], *, sink_types: SinkTypes) -> Config:
+    """Read, expand and validate `path`; raise ConfigError listing every problem.
+    `sink_types`: the rows that read each sink type's options (pvewatch.sinks.table)."""
     doc = read_document(path)
     try:
         config_dir = path.absolute().parent
@@ -56,7 +57,7 @@ def load_config(path: Path, env: Mapping[str, str]) -> Config:
         config_dir = path.parent
     creds = env.get("CREDENTIALS_DIRECTORY") or None
     ctx = Ctx(config_dir, Path(creds) if creds else None)
-    config = _root(ctx, expand_env(ctx, env, doc))
+    config = _root(ctx, expand_env(ctx, env, doc), sink_types)
     if ctx.problems:
         raise ConfigError(ctx.problems, source=str(path))
     exposed = _readable_by_others(path, ctx.inline_secrets)
@@ -79,10 +80,12 @@ def _readable_by_others(path: Path, inline: list[str]) -> str | None:
     )
 
 
-def check_config(path: Path, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+def check_config(
+    path: Path, env: Mapping[str, str], out: TextIO, err: TextIO, *, sink_types: SinkTypes
+) -> int:
     """`pvewatch check-config`: print a summary and return 0, or every problem and 2."""
     try:
-        config = load_config(path, env)
+        config = load_config(path, env, sink_types=sink_types)
     except ConfigError as e:
         print(f"{path}: {len(e.problems)} problem(s):", file=err)
         for problem in e.problems:
@@ -109,7 +112,7 @@ def summary_lines(config: Config) -> list[str]:
     lines.append(f"store {where} (events kept {store.retention_days} days)")
     lines.append(_http_summary(config.http))
     for sink in config.sinks:
-        opts = ", ".join(f"{k}={v}" for k, v in sink.options.items())
+        opts = ", ".join(f"{k}={v}" for k, v in sink.options.summary().items())
         lines.append(f"sink {sink.name}: {sink.type}" + (f" ({opts})" if opts else ""))
     return lines
 
@@ -145,7 +148,7 @@ def _cluster_summary(c: ClusterConfig) -> str:
     )
 
 
-def _root(ctx: Ctx, doc: object) -> Config:
+def _root(ctx: Ctx, doc: object, sink_types: SinkTypes) -> Config:
     if doc is None:
         ctx.add("", "the file is empty; at least clusters is required")
         return Config(clusters=())
@@ -156,7 +159,7 @@ def _root(ctx: Ctx, doc: object) -> Config:
         clusters=clusters_section(ctx, m.get("clusters")),
         store=store_section(ctx, m.get("store")),
         http=http_section(ctx, m.get("http")),
-        sinks=sinks_section(ctx, m.get("sinks")),
+        sinks=sinks_section(ctx, m.get("sinks"), sink_types),
         rules=rules_sections(
             ctx, m.get("expect"), m.get("maintenance"), m.get("rules"), m.get("thresholds")
         ),

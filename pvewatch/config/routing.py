@@ -1,10 +1,8 @@
-"""The framework-owned sink keys `filter:` and `send_resolved:` (for every sink type), and
-the options of webhook body formats (`format:`, `template`, ...).
+"""The framework-owned sink keys `filter:` and `send_resolved:`, for every sink type.
 
     sinks:
       chat:
         type: webhook
-        format: slack            # format options: FORMAT_KEYS
         send_resolved: true      # common keys: ROUTING_KEYS
         filter:
           types: ["guest.*", "node.offline"]
@@ -31,34 +29,17 @@ from pvewatch.config.reading import (
     join,
     kind,
     quote,
-    read_text_file,
 )
 from pvewatch.model import EVENT_TYPES, Severity
 from pvewatch.routing import SinkFilter
-from pvewatch.sinks.formats.table import DEFAULT_FORMAT, FORMATS
-from pvewatch.sinks.formats.template import template_problem
 
 ROUTING_KEYS = frozenset({"filter", "send_resolved"})
-# The format options a sink type that renders bodies (webhook) accepts beside its own.
-FORMAT_KEYS = frozenset(
-    {"format", "template", "template_file", "content_type", "group", "topic", "external_url"}
-)
-# Which format each option belongs to ("format" belongs to every one).
-_OPTION_FORMAT = {
-    "template": "template",
-    "template_file": "template",
-    "content_type": "template",
-    "group": "template",
-    "topic": "ntfy",
-    "external_url": "alertmanager",
-}
 _LIST_KEYS = ("types", "clusters", "nodes", "resource_types", "tags", "pools")
 _CRITERIA_KEYS = frozenset({*_LIST_KEYS, "min_severity", "tags_match", "vmids"})
 _FILTER_KEYS = _CRITERIA_KEYS | {"exclude"}
 _SEVERITIES = tuple(s.value for s in Severity)
 _MAX_VMID = 999_999_999
 _VMID_RANGE = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*")
-_MAX_TEMPLATE_BYTES = 256 << 10
 
 
 def routing_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> tuple[SinkFilter | None, bool]:
@@ -146,57 +127,3 @@ def _shown(item: object) -> str:
     return (
         quote(item) if isinstance(item, str) else str(item) if isinstance(item, int) else kind(item)
     )
-
-
-def format_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> dict[str, object]:
-    """Every format option with its default, for `pvewatch.sinks.formats.build_formatter`;
-    an option of another format than the chosen one is a problem."""
-    names = (DEFAULT_FORMAT, *sorted(set(FORMATS) - {DEFAULT_FORMAT}))
-    fmt = get_enum(ctx, join(path, "format"), m.get("format"), names)
-    for key, owner in _OPTION_FORMAT.items():
-        if m.get(key) is not None and owner != fmt:
-            ctx.add(join(path, key), f"only for format: {owner}")
-    options: dict[str, object] = {"format": fmt}
-    if fmt == "template":
-        options |= _template_options(ctx, path, m)
-    elif fmt == "ntfy":
-        options["topic"] = get_str(ctx, join(path, "topic"), m.get("topic"))
-    elif fmt == "alertmanager":
-        options["external_url"] = get_str(
-            ctx, join(path, "external_url"), m.get("external_url"), ""
-        )
-    return options
-
-
-def _template_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> dict[str, object]:
-    inline, file = m.get("template"), m.get("template_file")
-    source, where = None, join(path, "template")
-    if inline is not None and file is not None:
-        ctx.add(path, "set template or template_file, not both")
-    elif inline is not None:
-        source = get_str(ctx, where, inline)
-    elif file is not None:
-        where = join(path, "template_file")
-        source = _read_template(ctx, where, get_str(ctx, where, file))
-    else:
-        ctx.add(where, "required with format: template (or template_file)")
-    if source is not None:
-        problem = template_problem(source)
-        if problem is not None:
-            ctx.add(where, problem)
-    content_type = get_str(ctx, join(path, "content_type"), m.get("content_type"))
-    if content_type is not None and not content_type.strip():
-        ctx.add(join(path, "content_type"), "must not be empty")
-    return {
-        "template": source or "",
-        "content_type": content_type or "application/json",
-        "group": get_bool(ctx, join(path, "group"), m.get("group"), False),
-    }
-
-
-def _read_template(ctx: Ctx, path: str, name: str | None) -> str | None:
-    if not name:
-        if name == "":
-            ctx.add(path, "must not be empty")
-        return None
-    return read_text_file(ctx, path, ctx.config_dir / name, _MAX_TEMPLATE_BYTES)

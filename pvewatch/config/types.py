@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from pvewatch.config.logging import LogConfig
@@ -171,15 +173,27 @@ class DeliveryConfig:
     group_wait_secs: float | None = None
 
 
+class SinkOptions:
+    """The base of every sink type's options: a frozen dataclass of the sink's own keys,
+    defined in the sink's module and read once by its row's `parse`
+    (`pvewatch.sinks.base.SinkType`), so that no caller narrows them again."""
+
+    __slots__ = ()
+
+    def summary(self) -> dict[str, object]:
+        """The options as `check-config` shows them (`Secret`s show no value): every
+        field, in order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(cast(Any, self))}
+
+
 @dataclass(frozen=True, slots=True)
 class SinkConfig:
-    """One sink: `type` picks the implementation, `options` are its own keys, already
-    validated and completed with defaults by that type's entry in
-    `pvewatch.config.sinks.SINK_TYPES`; sinks read them without checking again."""
+    """One sink: `type` names its row in the table of sink types, `options` are its own
+    keys as that row's `parse` read them (defaults filled in, paths resolved)."""
 
     name: str
     type: str
-    options: dict[str, object] = field(default_factory=dict)
+    options: SinkOptions
     # Framework-owned keys, for every type (read by pvewatch.config.routing, applied by
     # pvewatch.routing): which events the sink receives (None: all), and whether it gets
     # the events that resolve a problem.

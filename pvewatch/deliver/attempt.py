@@ -13,7 +13,7 @@ from typing import Protocol
 from pvewatch.deliver.policy import Dead, Delivered, Outcome, PendingItem, Retry
 from pvewatch.errors import SinkError
 from pvewatch.model import Event, Severity, event_id
-from pvewatch.sinks import Sink
+from pvewatch.sinks.base import Sink
 
 
 class Marks(Protocol):

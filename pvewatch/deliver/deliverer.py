@@ -33,7 +33,7 @@ from pvewatch.deliver.settings import Settings
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.model import Event
 from pvewatch.observe import NullObserver, Observer
-from pvewatch.sinks import Sink
+from pvewatch.sinks.base import Sink
 
 Line = tuple[str, str | None]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pvewatch.config.types import SinkConfig
-from pvewatch.sinks import Sink
+from pvewatch.sinks.base import OpenSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,14 +19,14 @@ class Settings:
 
 
 # Defaults of the delivery keys a sink's config leaves out.
-DEFAULT_CONCURRENCY = 4  # a log sink writes one line at a time: 1
 CHAT_MAX_PER_MINUTE = 30  # grouping (chat) formats; Discord allows 30 per minute per webhook
 CHAT_GROUP_WAIT_SECS = 5.0
 
 
-def settings_for(cfg: SinkConfig, sink: Sink) -> Settings:
-    """The settings of a sink: its delivery keys, with defaults for what it leaves out."""
-    d, chat = cfg.delivery, sink.groups
+def settings_for(opened: OpenSink) -> Settings:
+    """The settings of a sink: its delivery keys, with defaults for what it leaves out
+    (concurrency: its row's; the rest: whether it groups bursts, as chat formats do)."""
+    d, chat = opened.config.delivery, opened.sink.groups
     per_minute = d.max_per_minute
     if per_minute is None:
         per_minute = CHAT_MAX_PER_MINUTE if chat else 0
@@ -35,7 +34,7 @@ def settings_for(cfg: SinkConfig, sink: Sink) -> Settings:
     if group_wait is None:
         group_wait = CHAT_GROUP_WAIT_SECS if chat else 0.0
     return Settings(
-        concurrency=d.concurrency or (1 if cfg.type == "log" else DEFAULT_CONCURRENCY),
+        concurrency=d.concurrency or opened.concurrency,
         max_per_minute=per_minute or None,  # 0: no limit
         group_wait_secs=group_wait,
     )

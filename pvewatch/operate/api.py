@@ -18,6 +18,7 @@ from pvewatch.config.load import load_config
 from pvewatch.config.types import ClusterConfig
 from pvewatch.errors import ConfigError, SourceError
 from pvewatch.pve.client import API_PREFIX, PveClient
+from pvewatch.sinks.table import SINK_TYPES
 
 OUTPUT_FORMATS = ("table", "json")
 
@@ -90,7 +91,7 @@ def api_command(
     """`pvewatch api get`: 0 and the answer, 1 when the API call failed, 2 when the
     config, the cluster name or the path is wrong. Errors are one line on `err`."""
     try:
-        config = load_config(config_path, env)
+        config = load_config(config_path, env, sink_types=SINK_TYPES)
     except ConfigError as exc:
         print(exc, file=err)
         return 2

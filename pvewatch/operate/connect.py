@@ -6,7 +6,7 @@ its fingerprint can be pinned), auth, the PVE version, and what the token can se
 never answers 403 for what a token may not see: it leaves it out (FACTS.md §2.7), so a
 token without VM.Audit sees nodes and no guests, and one without Sys.Audit on / gets 403
 from /cluster/status and an empty /cluster/tasks (§3.3, §4). Those are warnings that name
-the missing privilege. Then every sink (sinkcheck.py).
+the missing privilege. Then every sink, through its type's `check`.
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pvewatch.config.load import check_config, load_config
-from pvewatch.config.types import ClusterConfig, Config
+from pvewatch.config.types import ClusterConfig, Config, SinkConfig
 from pvewatch.errors import ConfigError, SourceAuthError, SourceError, SourceUnreachable
 from pvewatch.net.probe import Check, ProbeError, host_port, reach
 from pvewatch.net.tls import unverified_context
 from pvewatch.operate.report import Section, exit_code, render
-from pvewatch.operate.sinkcheck import check_sink
 from pvewatch.pve.client import PveClient
+from pvewatch.sinks.base import SinkTypes, sink_type
+from pvewatch.sinks.table import SINK_TYPES
 
 GUEST_TYPES = ("qemu", "lxc")
 
 
-async def check_connections(config: Config) -> list[Section]:
+async def check_connections(config: Config, sink_types: SinkTypes = SINK_TYPES) -> list[Section]:
     """One section per cluster endpoint and per sink, checked concurrently."""
     quiet = _quiet_logger()
     jobs = [
@@ -39,8 +40,14 @@ async def check_connections(config: Config) -> list[Section]:
         for cluster in config.clusters
         for endpoint in cluster.endpoints
     ]
-    jobs += [check_sink(sink, config) for sink in config.sinks]
+    jobs += [_check_sink(sink, config, sink_types) for sink in config.sinks]
     return list(await asyncio.gather(*jobs))
+
+
+async def _check_sink(sink: SinkConfig, config: Config, sink_types: SinkTypes) -> Section:
+    section = Section(f"sink {sink.name} ({sink.type})")
+    section.checks += await sink_type(sink_types, sink).run_check(sink, config)
+    return section
 
 
 async def _check_endpoint(cluster: ClusterConfig, endpoint: str, log: logging.Logger) -> Section:
@@ -210,10 +217,10 @@ def _quiet_logger() -> logging.Logger:
 def check_and_connect(path: Path, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
     """`pvewatch check-config --connect`: the config check, then every connection.
     0: all fine (warnings allowed), 1: something cannot work, 2: the config is invalid."""
-    code = check_config(path, env, out, err)
+    code = check_config(path, env, out, err, sink_types=SINK_TYPES)
     if code != 0:
         return code
-    config = load_config(path, env)
+    config = load_config(path, env, sink_types=SINK_TYPES)
     print("", file=out)
     sections = asyncio.run(check_connections(config))
     for line in render(sections):

@@ -12,18 +12,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO, TypeVar
 
-from pvewatch.config.sinks import METRICS_ONLY_TYPES
-from pvewatch.config.types import Config, SinkConfig
-from pvewatch.errors import ConfigError, SinkError, SinkGone, StoreError
+from pvewatch.config.types import Config
+from pvewatch.errors import ConfigError, SinkError, StoreError
 from pvewatch.model import Event, format_time
-from pvewatch.sinks import build_sink
+from pvewatch.sinks.base import SinkContext, SinkTypes, Tried, delivering, sink_type
 from pvewatch.sinks.formats.sample import sample_event
 from pvewatch.sinks.log import escape_controls
-from pvewatch.sinks.webhook import Answer, WebhookSink
+from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.base import OutboxItem, Store
 from pvewatch.store.opening import open_store
 
-_SHOWN_ANSWER_BYTES = 300
 T = TypeVar("T")
 
 
@@ -31,14 +29,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _delivered_sinks(config: Config) -> list[SinkConfig]:
-    return [s for s in config.sinks if s.type not in METRICS_ONLY_TYPES]
-
-
 def _chosen_sinks(config: Config, name: str | None, err: TextIO) -> list[str] | None:
     """The sink names a command applies to: `name`, or every sink; None (after saying
     why) when `name` is not a configured sink."""
-    names = [s.name for s in _delivered_sinks(config)]
+    names = [s.name for s in delivering(config.sinks, SINK_TYPES)]
     if name is None:
         return names
     if name not in names:
@@ -164,48 +158,32 @@ async def sink_test(
     out: TextIO,
     err: TextIO,
     clock: Callable[[], datetime] = _utcnow,
+    sink_types: SinkTypes = SINK_TYPES,
 ) -> int:
     """`pvewatch test-sink`: send a sample event through the sink's real format, signing
-    and HTTP path (not through the outbox, and whatever the sink's filter) and print the
-    receiver's answer. 0 when it was delivered."""
-    configs = {s.name: s for s in _delivered_sinks(config)}
+    and HTTP path (not through the outbox, and whatever the sink's filter) and print what
+    the receiver answered. 0 when it was delivered."""
+    configs = {s.name: s for s in delivering(config.sinks, sink_types)}
     if name not in configs:
         print(f"no sink {name!r} in the config (sinks: {', '.join(configs)})", file=err)
         return 2
     try:
-        sink = build_sink(configs[name])
+        opened = sink_type(sink_types, configs[name]).open(configs[name], SinkContext())
     except ConfigError as e:
         print(e, file=err)
         return 2
     event = sample_for(config, clock())
     try:
-        if not isinstance(sink, WebhookSink):
-            await sink.send([event])
-            print(f"sink {name}: sent event {event.id} ({event.type})", file=out)
-            return 0
-        answers = await sink.try_send([event])
+        if opened.test is not None:
+            tried = await opened.test(event)
+        else:
+            await opened.sink.send([event])
+            tried = Tried(True, (f"sink {name}: sent event {event.id} ({event.type})",))
     except SinkError as e:
         print(f"sink {name}: not delivered: {e}", file=err)
         return 1
     finally:
-        await sink.aclose()
-    for answer in answers:
-        _print_answer(name, sink.where, answer, out)
-    return 0 if all(a.error is None for a in answers) else 1
-
-
-def _print_answer(name: str, where: str, answer: Answer, out: TextIO) -> None:
-    status = f"HTTP {answer.status}"
-    if answer.effective_status != answer.status:
-        status += f" (read as {answer.effective_status})"
-    verdict = "delivered" if answer.error is None else f"NOT delivered: {answer.error}"
-    retry = ""
-    if isinstance(answer.error, SinkGone):
-        retry = " (pvewatch would disable the sink)"
-    elif answer.error is not None:
-        retry = " (would be retried)" if answer.error.retryable else " (would not be retried)"
-    print(f"sink {name}: {where} answered {status}: {verdict}{retry}", file=out)
-    print(f"  webhook-id: {answer.message_id}", file=out)
-    shown = answer.body[:_SHOWN_ANSWER_BYTES].decode("utf-8", "replace")
-    more = " …" if len(answer.body) > _SHOWN_ANSWER_BYTES else ""
-    print(f"  answer: {escape_controls(shown) or '(empty)'}{more}", file=out)
+        await opened.sink.aclose()
+    for line in tried.lines:
+        print(line, file=out)
+    return 0 if tried.delivered else 1

@@ -1,7 +1,15 @@
 """The log sink: one line per event, to stdout (journald, docker logs) or to a file.
 
+    sinks:
+      audit:
+        type: log
+        format: json          # text (default) | json
+        path: events.jsonl    # "-" (default): stdout; relative to the config file
+        fsync: false          # fsync after each line
+
 `format: text` is one readable line for people; `format: json` is exactly
-`Event.to_dict()` as one compact JSON object per line, for log shippers.
+`Event.to_dict()` as one compact JSON object per line, for log shippers. `LOG` is the
+row of the table of sink types: its options, builder, check and reopen (SIGHUP).
 """
 
 from __future__ import annotations
@@ -10,15 +18,40 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
-from pvewatch.config.types import SinkConfig
+from pvewatch.config.reading import Ctx, get_bool, get_enum, get_str
+from pvewatch.config.types import Config, SinkOptions
 from pvewatch.errors import SinkError
 from pvewatch.model import Event, format_time
+from pvewatch.net.probe import Check
+from pvewatch.sinks.base import SinkContext, SinkType
 
 FORMATS = ("text", "json")
 STDOUT = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions(SinkOptions):
+    format: str = "text"
+    path: str = STDOUT  # absolute (resolved against the config file's directory), or "-"
+    fsync: bool = False
+
+
+def parse_log_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> LogOptions:
+    log_path = get_str(ctx, f"{path}.path", m.get("path"), STDOUT)
+    if log_path == "":
+        ctx.add(f"{path}.path", 'must not be empty (use "-" for stdout)')
+    elif log_path and log_path != STDOUT:
+        log_path = str(ctx.config_dir / log_path)
+    return LogOptions(
+        format=get_enum(ctx, f"{path}.format", m.get("format"), FORMATS),
+        path=log_path or STDOUT,
+        fsync=get_bool(ctx, f"{path}.fsync", m.get("fsync"), False),
+    )
 
 
 def format_text(event: Event) -> str:
@@ -78,17 +111,9 @@ class LogSink:
         self._closed = False
 
     @classmethod
-    def from_config(cls, cfg: SinkConfig) -> LogSink:
-        """Build from options that `pvewatch.config` has already validated (it is the one
-        place that checks them, reporting every problem with its key path), so this only
-        reads them. Missing options take their defaults, for configs built in code."""
-        opts = cfg.options
-        return cls(
-            cfg.name,
-            path=str(opts.get("path", STDOUT)),
-            format=str(opts.get("format", "text")),
-            fsync=opts.get("fsync") is True,
-        )
+    def build(cls, name: str, options: LogOptions, context: SinkContext) -> LogSink:
+        """The sink of `options` (`parse_log_options` checked them); opens nothing."""
+        return cls(name, path=options.path, format=options.format, fsync=options.fsync)
 
     async def send(self, events: Sequence[Event]) -> None:
         if self._closed:
@@ -166,3 +191,32 @@ def _reason(e: Exception) -> str:
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     return type(e).__name__
+
+
+async def check_log(options: LogOptions, config: Config) -> list[Check]:
+    """`check-config --connect`: stdout, or a file that exists and is writable, or can be
+    created."""
+    if options.path == STDOUT:
+        return [Check("ok", "output", "stdout")]
+    file = Path(options.path)
+    if file.exists():
+        ok = file.is_file() and os.access(file, os.W_OK)
+        return [Check("ok" if ok else "fail", "output", f"{file} {_writable(ok)}")]
+    parent = file.parent
+    ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+    return [Check("ok" if ok else "fail", "output", f"{file} (new file; {parent} {_writable(ok)})")]
+
+
+def _writable(ok: bool) -> str:
+    return "is writable" if ok else "is not writable by this user"
+
+
+LOG = SinkType(
+    options=LogOptions,
+    keys=frozenset({"format", "path", "fsync"}),
+    parse=parse_log_options,
+    build=LogSink.build,
+    check=check_log,
+    reopen=LogSink.reopen,
+    concurrency=1,  # one line at a time, in order
+)

@@ -8,6 +8,10 @@ logs and errors name the receiver by scheme, host and port only (`where`), and n
 quote an exception's text, which may hold the URL. Redirects are not followed. The
 answer's body is read up to 64 KiB, and the whole exchange, body included, ends after
 `timeout_secs`, so a receiver that never stops answering cannot hold delivery.
+
+`WEBHOOK` is the row of the table of sink types: the options (`webhook_options`), the
+builder, `check-config --connect` (a TCP connection and TLS handshake, no request) and
+`test-sink` (the sample sent for real, every answer shown).
 """
 
 from __future__ import annotations
@@ -23,18 +27,23 @@ from urllib.parse import urlsplit
 import httpx
 
 from pvewatch import __version__
-from pvewatch.config.types import SinkConfig, TlsConfig
-from pvewatch.errors import SinkError
+from pvewatch.config.types import Config, TlsConfig
+from pvewatch.errors import SinkError, SinkGone
 from pvewatch.model import Event
+from pvewatch.net.probe import Check, ProbeError, host_port, reach
 from pvewatch.net.tls import build_ssl_context
 from pvewatch.secret import Secret
 from pvewatch.sinks import signing
+from pvewatch.sinks.base import SinkContext, SinkType, Tried
 from pvewatch.sinks.formats.base import Formatter, Payload
 from pvewatch.sinks.formats.table import build_formatter
+from pvewatch.sinks.log import escape_controls
 from pvewatch.sinks.response import answer_error
+from pvewatch.sinks.webhook_options import WEBHOOK_KEYS, WebhookOptions, webhook_options
 
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = f"pvewatch/{__version__}"
+_SHOWN_ANSWER_BYTES = 300  # of an answer's body, by `test-sink`
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,23 +90,17 @@ class WebhookSink:
         self._closed = False
 
     @classmethod
-    def from_config(cls, cfg: SinkConfig) -> WebhookSink:
-        """Build from the options `pvewatch.config.webhook` validated (only reads them)."""
-        o = cfg.options
-        url = o.get("url")
-        if not isinstance(url, Secret):
-            raise TypeError(f"sink {cfg.name}: a webhook needs its url as a Secret")
-        headers, secrets = o.get("headers"), o.get("secret")
-        timeout, tls = o.get("timeout_secs"), o.get("tls")
+    def build(cls, name: str, options: WebhookOptions, context: SinkContext) -> WebhookSink:
+        """The sink of `options` (`webhook_options` checked them); opens nothing."""
         return cls(
-            cfg.name,
-            url=url,
-            formatter=build_formatter(cfg.name, o),
-            method=str(o.get("method", "POST")),
-            headers=headers if isinstance(headers, dict) else None,
-            timeout_secs=float(timeout) if isinstance(timeout, int | float) else 10.0,
-            tls=tls if isinstance(tls, TlsConfig) else None,
-            secrets=secrets if isinstance(secrets, tuple) else (),
+            name,
+            url=options.url,
+            formatter=build_formatter(name, options.format),
+            method=options.method,
+            headers=options.headers,
+            timeout_secs=options.timeout_secs,
+            tls=options.tls,
+            secrets=options.secret,
         )
 
     async def send(self, events: Sequence[Event]) -> None:
@@ -214,3 +217,60 @@ def _reason(e: httpx.HTTPError) -> str:
     if isinstance(e, httpx.RemoteProtocolError):
         return "the connection broke or the answer was not HTTP"
     return type(e).__name__
+
+
+async def check_webhook(options: WebhookOptions, config: Config) -> list[Check]:
+    """`check-config --connect`: a TCP connection to the receiver and, for https, the TLS
+    handshake with the sink's own TLS settings. Only host:port is shown: webhook URLs
+    often carry their secret in the path."""
+    try:
+        host, port, tls = host_port(options.url.reveal())
+    except ValueError:
+        return [Check("fail", "url", "not an http(s) URL")]
+    try:
+        context = build_ssl_context(options.tls) if tls else None
+    except (OSError, ssl.SSLError) as exc:
+        return [Check("fail", "tls", f"cannot load the CA file: {exc}")]
+    try:
+        await reach(host, port, tls=context, timeout_secs=options.timeout_secs)
+    except ProbeError as exc:
+        return [Check("fail", "connect", str(exc))]
+    how = "TLS handshake done" if tls else "plain http"
+    return [Check("ok", "connect", f"{host}:{port} reachable ({how}; no request sent)")]
+
+
+async def try_webhook(sink: WebhookSink, event: Event) -> Tried:
+    """`test-sink`: the sample through the real format, signing and HTTP path; every
+    message's answer, and whether it was delivered."""
+    answers = await sink.try_send([event])
+    lines = [line for answer in answers for line in _shown(sink, answer)]
+    return Tried(all(a.error is None for a in answers), tuple(lines))
+
+
+def _shown(sink: WebhookSink, answer: Answer) -> list[str]:
+    status = f"HTTP {answer.status}"
+    if answer.effective_status != answer.status:
+        status += f" (read as {answer.effective_status})"
+    verdict = "delivered" if answer.error is None else f"NOT delivered: {answer.error}"
+    retry = ""
+    if isinstance(answer.error, SinkGone):
+        retry = " (pvewatch would disable the sink)"
+    elif answer.error is not None:
+        retry = " (would be retried)" if answer.error.retryable else " (would not be retried)"
+    shown = answer.body[:_SHOWN_ANSWER_BYTES].decode("utf-8", "replace")
+    more = " …" if len(answer.body) > _SHOWN_ANSWER_BYTES else ""
+    return [
+        f"sink {sink.name}: {sink.where} answered {status}: {verdict}{retry}",
+        f"  webhook-id: {answer.message_id}",
+        f"  answer: {escape_controls(shown) or '(empty)'}{more}",
+    ]
+
+
+WEBHOOK = SinkType(
+    options=WebhookOptions,
+    keys=WEBHOOK_KEYS,
+    parse=webhook_options,
+    build=WebhookSink.build,
+    check=check_webhook,
+    test=try_webhook,
+)

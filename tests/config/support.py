@@ -12,6 +12,7 @@ from pvewatch.config.load import load_config
 from pvewatch.config.types import Config
 from pvewatch.errors import ConfigError
 from pvewatch.simulator.certs import make_self_signed
+from pvewatch.sinks.table import SINK_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "pvewatch@pve!monitor=8a1e0c2d-SECRET-VALUE"
@@ -49,7 +50,7 @@ def write(tmp_path: Path, doc: object, name: str = "watch.yaml") -> Path:
 
 
 def load(tmp_path: Path, doc: object, env: dict[str, str] | None = None) -> Config:
-    return load_config(write(tmp_path, doc), env or {})
+    return load_config(write(tmp_path, doc), env or {}, sink_types=SINK_TYPES)
 
 
 def problems(tmp_path: Path, doc: object, env: dict[str, str] | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from pvewatch.config.load import check_config, load_config
 from pvewatch.errors import ConfigError
 from pvewatch.secret import Secret
+from pvewatch.sinks.table import SINK_TYPES
 
 from .support import (
     FP,
@@ -81,7 +82,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.store.path == Path("/var/lib/pvewatch/state.db")
     assert config.store.retention_days == 30
     assert config.http.host_port() == ("127.0.0.1", 9886)
-    assert [(s.name, s.type, s.options) for s in config.sinks] == [
+    assert [(s.name, s.type, s.options.summary()) for s in config.sinks] == [
         ("console", "log", {"format": "text", "path": "-", "fsync": False})
     ]
     assert config.warnings == ()
@@ -96,7 +97,7 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> 
     assert config.clusters[0].tls.ca_file == tmp_path / "ca.pem"
     assert config.clusters[0].tls.mode == "ca_file"
     assert config.store.path == tmp_path / "state.db"
-    assert config.sinks[0].options == {
+    assert config.sinks[0].options.summary() == {
         "format": "json",
         "path": str(tmp_path / "events.jsonl"),
         "fsync": False,
@@ -119,12 +120,12 @@ def secret_laden_docs() -> list[object]:
 def test_secret_never_in_errors_or_output(tmp_path: Path, doc: object) -> None:
     path = write(tmp_path, doc)
     try:
-        config = load_config(path, {})
+        config = load_config(path, {}, sink_types=SINK_TYPES)
         shown = repr(config)
     except ConfigError as e:
         shown = str(e) + repr(e.problems)
     out, err = io.StringIO(), io.StringIO()
-    check_config(path, {}, out, err)
+    check_config(path, {}, out, err, sink_types=SINK_TYPES)
     assert SECRET not in shown + out.getvalue() + err.getvalue()
 
 
@@ -140,7 +141,7 @@ def test_check_config_summary(tmp_path: Path) -> None:
         }
     )
     out, err = io.StringIO(), io.StringIO()
-    assert check_config(write(tmp_path, doc), {}, out, err) == 0
+    assert check_config(write(tmp_path, doc), {}, out, err, sink_types=SINK_TYPES) == 0
     text = out.getvalue()
     assert (
         "cluster lab: https://pve1.example:8006; auth token pvewatch@pve!monitor; tls system"
@@ -169,7 +170,7 @@ def test_check_config_summary(tmp_path: Path) -> None:
 )
 def test_check_config_failures(tmp_path: Path, make_path: Any, expected: str) -> None:
     out, err = io.StringIO(), io.StringIO()
-    assert check_config(make_path(tmp_path), {}, out, err) == 2
+    assert check_config(make_path(tmp_path), {}, out, err, sink_types=SINK_TYPES) == 2
     assert expected in err.getvalue()
     assert "Traceback" not in err.getvalue()
     assert out.getvalue() == ""
@@ -179,7 +180,7 @@ def test_check_config_unreadable_bytes(tmp_path: Path) -> None:
     path = tmp_path / "w.yaml"
     path.write_bytes(b"clusters: \xff\xfe\n")
     err = io.StringIO()
-    assert check_config(path, {}, io.StringIO(), err) == 2
+    assert check_config(path, {}, io.StringIO(), err, sink_types=SINK_TYPES) == 2
     assert "not UTF-8 text" in err.getvalue()
 
 
@@ -190,7 +191,7 @@ def test_the_example_is_valid(tmp_path: Path) -> None:
         "PVE_LAB_CA_FILE": str(ca_pem(tmp_path)),
         "CREDENTIALS_DIRECTORY": str(tmp_path),
     }
-    config = load_config(REPO / "watch.yaml.example", env)
+    config = load_config(REPO / "watch.yaml.example", env, sink_types=SINK_TYPES)
     assert [c.name for c in config.clusters] == ["prod", "lab"]
     assert [c.tls.mode for c in config.clusters] == ["pinned", "ca_file"]
     assert config.clusters[1].password == Secret("hunter2")
@@ -224,7 +225,7 @@ DOCS = st.recursive(
 def load_only_config_errors(path: Path, env: dict[str, str]) -> None:
     found: list[str] = ["none"]
     try:
-        load_config(path, env)
+        load_config(path, env, sink_types=SINK_TYPES)
     except ConfigError as e:  # anything else fails the property
         found = e.problems
     assert found

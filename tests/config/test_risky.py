@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pvewatch.config.load import check_config, load_config
+from pvewatch.sinks.table import SINK_TYPES
 
 from .support import FP, SECRET, TOKEN, base, ca_pem, problems, with_cluster, write
 from .test_web import HASH, cert_files
@@ -27,7 +28,7 @@ def _warnings(
 ) -> list[str]:
     path = write(tmp_path, doc)
     path.chmod(mode)
-    return list(load_config(path, env or {}).warnings)
+    return list(load_config(path, env or {}, sink_types=SINK_TYPES).warnings)
 
 
 LISTENERS: list[tuple[str, str | None, dict[str, Any], bool]] = [
@@ -69,7 +70,7 @@ def test_a_listener_others_reach_without_auth_is_a_warning(
 def test_check_config_prints_the_warning_and_still_succeeds(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     path = write(tmp_path, _http(listen="0.0.0.0:9886"))
-    assert check_config(path, {}, out, err) == 0
+    assert check_config(path, {}, out, err, sink_types=SINK_TYPES) == 0
     assert f"WARNING: http.listen: 0.0.0.0:9886 {OPEN_LISTENER}" in out.getvalue()
 
 

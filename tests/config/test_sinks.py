@@ -1,4 +1,5 @@
-"""The sinks section: the one place that validates sink options."""
+"""The sinks section: the common keys, the type that picks a row of the sink table, and
+the options each row reads."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pvewatch.config.reading import Ctx
-from pvewatch.config.sinks import SINK_TYPES
+from pvewatch.sinks.table import SINK_TYPES
 
 from .support import assert_reported, base, load, problems
 
@@ -74,22 +75,24 @@ def test_log_options_come_out_complete(
     doc = {**base(), "sinks": {"ev": {"type": "log", **options}}}
     (sink,) = load(tmp_path, doc).sinks
     assert (sink.name, sink.type) == ("ev", "log")
-    assert set(sink.options) == {"format", "path", "fsync"}
+    options = sink.options.summary()
+    assert set(options) == {"format", "path", "fsync"}
     for key, value in expected.items():
         want = value.format(dir=tmp_path) if isinstance(value, str) else value
-        assert sink.options[key] == want, key
+        assert options[key] == want, key
 
 
 def test_no_sinks_means_a_text_log_on_stdout(tmp_path: Path) -> None:
     for doc in [base(), {**base(), "sinks": {}}, {**base(), "sinks": None}]:
         sinks = load(tmp_path, doc).sinks
-        assert [(s.name, s.type, s.options) for s in sinks] == [
+        assert [(s.name, s.type, s.options.summary()) for s in sinks] == [
             ("console", "log", {"format": "text", "path": "-", "fsync": False})
         ]
 
 
 @pytest.mark.parametrize("sink_type", sorted(SINK_TYPES))
 def test_each_type_returns_only_its_declared_options(tmp_path: Path, sink_type: str) -> None:
-    spec = SINK_TYPES[sink_type]
-    options = spec.check(Ctx(tmp_path, None), f"sinks.{sink_type}", {"type": sink_type})
-    assert set(options) <= spec.keys
+    row = SINK_TYPES[sink_type]
+    options = row.parse(Ctx(tmp_path, None), f"sinks.{sink_type}", {})
+    assert isinstance(options, row.options)
+    assert set(options.summary()) <= row.keys

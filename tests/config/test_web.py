@@ -211,7 +211,7 @@ def test_the_prometheus_sink_takes_state_metrics_and_the_common_filter(tmp_path:
     }
     sinks = {s.name: s for s in load(tmp_path, doc).sinks}
     prom, console = sinks["prom"], sinks["console"]
-    assert (prom.type, prom.options) == ("prometheus", {"state_metrics": False})
+    assert (prom.type, prom.options.summary()) == ("prometheus", {"state_metrics": False})
     assert prom.filter is not None
     assert prom.filter.types == ("node.*",)
     assert console.type == "log"

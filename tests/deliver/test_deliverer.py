@@ -22,6 +22,9 @@ from pvewatch.deliver.settings import Settings, settings_for
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.model import Event
 from pvewatch.observe import NullObserver
+from pvewatch.sinks.base import OpenSink
+from pvewatch.sinks.log import LogOptions
+from pvewatch.sinks.table import SINK_TYPES
 from tests.sinks.contract import T0
 
 from .fakes import FakeClock, MemOutbox, ScriptedSink, events, on, retryable
@@ -337,7 +340,9 @@ def test_settings_defaults(
     sink_type: str, groups: bool, delivery: DeliveryConfig, expected: Settings
 ) -> None:
     sink = ScriptedSink("s", FakeClock(), groups=groups)
-    assert settings_for(SinkConfig("s", sink_type, delivery=delivery), sink) == expected
+    cfg = SinkConfig("s", sink_type, LogOptions(), delivery=delivery)
+    opened = OpenSink(cfg, sink, SINK_TYPES[sink_type].concurrency)
+    assert settings_for(opened) == expected
 
 
 # --- drain, stop, wake -----------------------------------------------------------------

@@ -25,6 +25,7 @@ from pvewatch.reload import ConfigSource
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.log import LogOptions
 
 TOKEN = "pvewatch@pve!e2e=5d0b8a52-0c44-4c1e-9a8b-7d6e5f4a3b2c"
 T = TypeVar("T")
@@ -83,7 +84,9 @@ def watcher_config(
         http=HttpConfig(listen="127.0.0.1:0"),  # any free port: tests never collide
         # Every transition at once: holds and flapping have end-to-end tests of their own.
         rules=RulesConfig(shape=ShapeConfig(hold_secs={}, flapping=None)),
-        sinks=(SinkConfig("events", "log", {"format": "json", "path": str(tmp / "events.jsonl")}),),
+        sinks=(
+            SinkConfig("events", "log", LogOptions(format="json", path=str(tmp / "events.jsonl"))),
+        ),
     )
 
 

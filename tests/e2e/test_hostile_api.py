@@ -10,6 +10,7 @@ import pytest
 
 from pvewatch.config.types import ClusterConfig, Config, HttpConfig, SinkConfig, StoreConfig
 from pvewatch.secret import Secret
+from pvewatch.sinks.log import LogOptions
 from tests.e2e.harness import TOKEN, read_events, running_watcher, wait_for
 from tests.pve.hostile import TWO_GB, hostile_api
 
@@ -31,7 +32,9 @@ def _config(url: str, tmp: Path) -> Config:
         clusters=(cluster,),
         store=StoreConfig(path=tmp / "state.db"),
         http=HttpConfig(listen=None),
-        sinks=(SinkConfig("events", "log", {"format": "json", "path": str(tmp / "events.jsonl")}),),
+        sinks=(
+            SinkConfig("events", "log", LogOptions(format="json", path=str(tmp / "events.jsonl"))),
+        ),
     )
 
 

@@ -20,6 +20,7 @@ import yaml
 
 from pvewatch.config.types import Config, SinkConfig
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.prometheus import PrometheusOptions
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import (
     control,
@@ -57,7 +58,7 @@ def scrape(client: httpx.Client) -> str:
 
 def two_clusters(first: SimServer, second: SimServer, tmp: Path) -> Config:
     one, two = watcher_config(first, tmp), watcher_config(second, tmp)
-    metrics_sink = SinkConfig("metrics", "prometheus", {"state_metrics": True})
+    metrics_sink = SinkConfig("metrics", "prometheus", PrometheusOptions(state_metrics=True))
     return dataclasses.replace(
         one,
         clusters=(

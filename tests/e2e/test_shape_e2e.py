@@ -13,6 +13,7 @@ from pvewatch.config.rules import RulesConfig
 from pvewatch.config.shape import FlappingConfig, ShapeConfig
 from pvewatch.config.types import Config, SinkConfig
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.log import LogOptions
 from tests.e2e.harness import (
     baseline_recorded,
     control,
@@ -31,7 +32,7 @@ GUESTS = ("qemu", "lxc")
 def _config(sim: SimServer, tmp: Path, shape: ShapeConfig) -> Config:
     config = watcher_config(sim, tmp, interval=0.3)
     sinks = tuple(
-        SinkConfig(name, "log", {"format": "json", "path": str(tmp / f"{name}.jsonl")})
+        SinkConfig(name, "log", LogOptions(format="json", path=str(tmp / f"{name}.jsonl")))
         for name in SINKS
     )
     return dataclasses.replace(config, sinks=sinks, rules=RulesConfig(shape=shape))

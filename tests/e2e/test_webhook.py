@@ -22,6 +22,7 @@ from pvewatch.config.load import load_config
 from pvewatch.config.types import Config
 from pvewatch.operate import deliveries
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import (
     TOKEN,
@@ -81,7 +82,7 @@ def write_config(sim: SimServer, tmp: Path, url: str, **hook: Any) -> Path:
 
 
 def load(path: Path, r: Receiver) -> Config:
-    return load_config(path, {"HOOK_SECRET": r.secret})
+    return load_config(path, {"HOOK_SECRET": r.secret}, sink_types=SINK_TYPES)
 
 
 def rename(sim: SimServer, n: int, name: str) -> None:

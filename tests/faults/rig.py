@@ -21,6 +21,7 @@ from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.pve.client import PveClient
 from pvewatch.secret import Secret
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.log import LogOptions
 from pvewatch.store.base import Store
 from tests.e2e.harness import TOKEN, control, read_events, watcher_config
 
@@ -127,4 +128,6 @@ async def watching(
     if serve_http:
         config = dataclasses.replace(config, http=HttpConfig(listen="127.0.0.1:0"))
     async with daemon.open_runtime(config, serve_http=serve_http) as runtime:
-        yield Rig(sim, runtime, Path(str(config.sinks[0].options["path"])))
+        options = config.sinks[0].options
+        assert isinstance(options, LogOptions)
+        yield Rig(sim, runtime, Path(options.path))

@@ -22,8 +22,10 @@ from pvewatch.cli import main
 from pvewatch.config.load import load_config
 from pvewatch.errors import ConfigError
 from pvewatch.model import Event
+from pvewatch.sinks.formats.base import FormatOptions
 from pvewatch.sinks.formats.table import FORMATS
 from pvewatch.sinks.log import format_json, format_text
+from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.upid import parse_upid
 from pvewatch.watch.diff import diff
 from pvewatch.watch.normalize import carry_forward, implausible, normalize
@@ -136,7 +138,7 @@ def _load(text: str) -> None:
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
         problems = []
         try:
-            load_config(path, ENV)
+            load_config(path, ENV, sink_types=SINK_TYPES)
         except ConfigError as e:
             problems = e.problems or ["(no problem listed)"]
         assert all(": " in p for p in problems), problems
@@ -197,7 +199,7 @@ rows = st.lists(
     max_size=6,
 )
 FORMATTERS = [
-    build("fuzz", {"template": "{{ events | length }}"} if name == "template" else {})
+    build("fuzz", FormatOptions(name, template="{{ events | length }}"))
     for name, build in FORMATS.items()
 ]
 

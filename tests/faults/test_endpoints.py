@@ -17,6 +17,7 @@ from pvewatch.config.types import ClusterConfig, Config, SinkConfig, StoreConfig
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.log import LogOptions
 from tests.e2e.harness import TOKEN, simulator
 from tests.faults.figures import Figures
 from tests.faults.rig import TIMEOUT_SECS, watching
@@ -34,7 +35,7 @@ def _config(tmp: Path, *endpoints: str) -> Config:
         timeout_secs=TIMEOUT_SECS,
         source_failure_threshold=2,
     )
-    log: dict[str, object] = {"format": "json", "path": str(tmp / "events.jsonl")}
+    log = LogOptions(format="json", path=str(tmp / "events.jsonl"))
     return Config(
         clusters=(cluster,),
         store=StoreConfig(path=tmp / "state.db"),

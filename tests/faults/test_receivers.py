@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pvewatch.config.load import load_config
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import (
     TOKEN,
@@ -81,7 +82,7 @@ def test_every_event_arrives_after_a_storm_of_misbehaviour_and_nothing_else_wait
     flaky, steady = Receiver().up(), Receiver().up()
     try:
         with simulator(guests=10 + 2 * len(PHASES) * rounds) as sim:
-            config = load_config(_config(tmp_path, sim, flaky, steady), {})
+            config = load_config(_config(tmp_path, sim, flaky, steady), {}, sink_types=SINK_TYPES)
             with control(sim) as c:  # every guest stopped: each phase starts two
                 rows = c.get("/resources").json()
                 stopped = [r["id"] for r in rows if r["type"] in ("qemu", "lxc")]

@@ -26,6 +26,7 @@ import httpx
 from pvewatch.config.load import load_config
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
+from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import control, wait_for
 from tests.faults.figures import Figures
@@ -190,7 +191,7 @@ def test_no_secret_appears_anywhere(tmp_path: Path, figures: Figures) -> None:
         "log sink": (tmp_path / "events.jsonl").read_text(),
         "pvewatch events": _run_command("events", "--json", "--since", "1d", "-c", str(config)),
         "check-config": _run_command("check-config", "-c", str(config)),
-        "config repr": repr(load_config(config, {})),
+        "config repr": repr(load_config(config, {}, sink_types=SINK_TYPES)),
         **{f"metrics {n}": text for n, text in enumerate(scrapes)},
     }
     for suffix in ("", "-wal", "-shm"):

@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
-from pvewatch.config.types import Config, SinkConfig
+from pvewatch.config.types import Config, SinkConfig, TlsConfig
 from pvewatch.net.probe import Check
 from pvewatch.operate.connect import visibility
 from pvewatch.operate.report import Section, exit_code, render
-from pvewatch.operate.sinkcheck import check_sink
+from pvewatch.secret import Secret
+from pvewatch.sinks.log import LogOptions
+from pvewatch.sinks.table import SINK_TYPES
+from pvewatch.sinks.webhook_options import WebhookOptions
 from tests.e2e.harness import TOKEN, control, simulator
 from tests.test_cli import pvewatch
 
@@ -181,13 +184,15 @@ def listening() -> Iterator[int]:
         yield int(server.getsockname()[1])
 
 
-def _sink_check(options: dict[str, object]) -> Section:
-    sink = SinkConfig("hook", "webhook", options)
-    return asyncio.run(check_sink(sink, Config(clusters=())))
+def _sink_check(url: str, tls: TlsConfig | None = None) -> Section:
+    sink = SinkConfig("hook", "webhook", WebhookOptions(Secret(url), tls=tls or TlsConfig()))
+    section = Section("sink hook (webhook)")
+    section.checks += asyncio.run(SINK_TYPES["webhook"].run_check(sink, Config(clusters=())))
+    return section
 
 
 def test_webhook_sink_reachable_without_a_request(listening: int) -> None:
-    section = _sink_check({"url": f"http://127.0.0.1:{listening}/secret-path?token=abc"})
+    section = _sink_check(f"http://127.0.0.1:{listening}/secret-path?token=abc")
     (check,) = section.checks
     assert (check.status, check.what) == ("ok", "connect")
     assert f"127.0.0.1:{listening} reachable" in check.message
@@ -196,14 +201,14 @@ def test_webhook_sink_reachable_without_a_request(listening: int) -> None:
 
 
 def test_webhook_sink_unreachable() -> None:
-    (check,) = _sink_check({"url": f"http://127.0.0.1:{_free_port()}/"}).checks
+    (check,) = _sink_check(f"http://127.0.0.1:{_free_port()}/").checks
     assert (check.status, check.what) == ("fail", "connect")
 
 
 def test_webhook_sink_tls_is_verified_with_the_sinks_settings() -> None:
     with simulator() as sim:  # a TLS server with a self-signed certificate
-        (refused,) = _sink_check({"url": sim.url + "/hook"}).checks
-        (accepted,) = _sink_check({"url": sim.url + "/hook", "tls": {"verify": False}}).checks
+        (refused,) = _sink_check(sim.url + "/hook").checks
+        (accepted,) = _sink_check(sim.url + "/hook", TlsConfig(verify=False)).checks
     assert (refused.status, refused.what) == ("fail", "connect")
     assert "certificate" in refused.message
     assert accepted.status == "ok"
@@ -212,8 +217,8 @@ def test_webhook_sink_tls_is_verified_with_the_sinks_settings() -> None:
 
 def test_log_sink_paths(tmp_path: Path) -> None:
     def check(path: str) -> Check:
-        sink = SinkConfig("file", "log", {"path": path})
-        (result,) = asyncio.run(check_sink(sink, Config(clusters=()))).checks
+        sink = SinkConfig("file", "log", LogOptions(path=path))
+        (result,) = asyncio.run(SINK_TYPES["log"].run_check(sink, Config(clusters=())))
         return result
 
     assert check("-").status == "ok"

@@ -15,6 +15,8 @@ from pvewatch.config.load import load_config
 from pvewatch.config.types import Config, SinkConfig, StoreConfig
 from pvewatch.model import SourceHealth
 from pvewatch.operate import deliveries
+from pvewatch.sinks.log import LogOptions
+from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.receiver import Receiver, receiver
 from tests.sinks.contract import guest_stopped
@@ -41,7 +43,7 @@ def write_config(tmp: Path, url: str = "https://hooks.example/T0KEN") -> Path:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    return load_config(write_config(tmp_path), {})
+    return load_config(write_config(tmp_path), {}, sink_types=SINK_TYPES)
 
 
 @pytest.fixture
@@ -134,7 +136,7 @@ def hook() -> Iterator[Receiver]:
 async def test_test_sink_sends_a_real_looking_signed_message(
     tmp_path: Path, hook: Receiver
 ) -> None:
-    config = load_config(write_config(tmp_path, hook.url), {})
+    config = load_config(write_config(tmp_path, hook.url), {}, sink_types=SINK_TYPES)
     out, err = io.StringIO(), io.StringIO()
     assert await deliveries.sink_test(config, "hook", out=out, err=err) == 0
     [request] = hook.deliveries()
@@ -159,7 +161,7 @@ async def test_test_sink_reports_a_refusal(
     tmp_path: Path, hook: Receiver, status: int, said: str
 ) -> None:
     hook.set(status=status)
-    config = load_config(write_config(tmp_path, hook.url), {})
+    config = load_config(write_config(tmp_path, hook.url), {}, sink_types=SINK_TYPES)
     out, err = io.StringIO(), io.StringIO()
     assert await deliveries.sink_test(config, "hook", out=out, err=err) == 1
     assert f"answered HTTP {status}: NOT delivered" in out.getvalue()
@@ -168,7 +170,7 @@ async def test_test_sink_reports_a_refusal(
 
 async def test_test_sink_when_nobody_listens(tmp_path: Path, hook: Receiver) -> None:
     hook.stop()
-    config = load_config(write_config(tmp_path, hook.url), {})
+    config = load_config(write_config(tmp_path, hook.url), {}, sink_types=SINK_TYPES)
     out, err = io.StringIO(), io.StringIO()
     assert await deliveries.sink_test(config, "hook", out=out, err=err) == 1
     assert "not delivered: http://127.0.0.1:" in err.getvalue()
@@ -184,5 +186,5 @@ async def test_test_sink_to_a_log_sink(tmp_path: Path, config: Config) -> None:
 
 
 def test_sample_for_an_empty_config() -> None:
-    config = Config(clusters=(), store=StoreConfig(), sinks=(SinkConfig("s", "log"),))
+    config = Config(clusters=(), store=StoreConfig(), sinks=(SinkConfig("s", "log", LogOptions()),))
     assert deliveries.sample_for(config, T).cluster == "prod"

@@ -15,7 +15,7 @@ from typing import cast
 
 from pvewatch.errors import SinkError
 from pvewatch.model import Cause, Change, Event, JSONValue, ResourceRef, Severity
-from pvewatch.sinks import Sink
+from pvewatch.sinks.base import Sink
 
 T0 = datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC)
 

@@ -12,8 +12,9 @@ from pvewatch.config.load import load_config
 from pvewatch.config.types import SinkConfig
 from pvewatch.errors import ConfigError, SinkError
 from pvewatch.model import Cause, Event
-from pvewatch.sinks import SINK_TYPES, build_sink
-from pvewatch.sinks.log import LogSink, format_json, format_text
+from pvewatch.sinks.base import Sink, SinkContext, sink_type
+from pvewatch.sinks.log import LogOptions, LogSink, format_json, format_text
+from pvewatch.sinks.table import SINK_TYPES
 
 from .contract import awkward_events, check_sink_contract, guest_stopped
 
@@ -144,8 +145,13 @@ async def test_contract_unwritable_file(tmp_path: Path) -> None:
     await check_sink_contract(lambda: LogSink("f", path=str(tmp_path / "no" / "such")))
 
 
+def build_sink(cfg: SinkConfig) -> Sink:
+    return sink_type(SINK_TYPES, cfg).open(cfg, SinkContext()).sink
+
+
 def test_build_from_config(tmp_path: Path) -> None:
-    sink = build_sink(SinkConfig("events", "log", {"path": str(tmp_path / "x"), "format": "json"}))
+    options = LogOptions(path=str(tmp_path / "x"), format="json")
+    sink = build_sink(SinkConfig("events", "log", options))
     assert isinstance(sink, LogSink)
     assert (sink.name, sink.format, sink.path, sink.fsync) == (
         "events",
@@ -154,7 +160,7 @@ def test_build_from_config(tmp_path: Path) -> None:
         False,
     )
     assert not (tmp_path / "x").exists()  # building does no I/O
-    default = build_sink(SinkConfig("out", "log"))
+    default = build_sink(SinkConfig("out", "log", LogOptions()))
     assert isinstance(default, LogSink)
     assert (default.path, default.format) == ("-", "text")
     assert "log" in SINK_TYPES
@@ -168,7 +174,7 @@ def test_builds_from_a_loaded_config(tmp_path: Path) -> None:
         "clusters: [{name: lab, endpoints: ['https://pve1'], token: 'a@pve!t=s'}]\n"
         "sinks: {audit: {type: log, format: json, path: events.jsonl, fsync: true}}\n"
     )
-    (cfg,) = load_config(watch, {}).sinks
+    (cfg,) = load_config(watch, {}, sink_types=SINK_TYPES).sinks
     sink = build_sink(cfg)
     assert isinstance(sink, LogSink)
     assert (sink.name, sink.format, sink.path, sink.fsync) == (
@@ -181,4 +187,4 @@ def test_builds_from_a_loaded_config(tmp_path: Path) -> None:
 
 def test_unknown_sink_type() -> None:
     with pytest.raises(ConfigError, match=r"sinks\.x\.type: unknown sink type 'kafka'"):
-        build_sink(SinkConfig("x", "kafka"))
+        build_sink(SinkConfig("x", "kafka", LogOptions()))

@@ -16,9 +16,13 @@ import respx
 from pvewatch.config.types import SinkConfig
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.secret import Secret
-from pvewatch.sinks import build_sink, signing
+from pvewatch.sinks import signing
+from pvewatch.sinks.base import SinkContext
+from pvewatch.sinks.formats.base import FormatOptions
 from pvewatch.sinks.formats.table import build_formatter
+from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.sinks.webhook import MAX_ANSWER_BYTES, USER_AGENT, WebhookSink
+from pvewatch.sinks.webhook_options import WebhookOptions
 
 from .contract import check_sink_contract, guest_stopped, sample_events
 
@@ -35,7 +39,7 @@ def sink(fmt: str = "native", **kw: object) -> WebhookSink:
     return WebhookSink(
         "hook",
         url=Secret(URL),
-        formatter=build_formatter("hook", {"format": fmt}),
+        formatter=build_formatter("hook", FormatOptions(fmt)),
         **options,  # type: ignore[arg-type]
     )
 
@@ -253,12 +257,8 @@ async def test_the_contract_when_the_receiver_fails(mock: respx.MockRouter) -> N
 
 async def test_built_from_config(mock: respx.MockRouter) -> None:
     route = mock.post(URL).respond(200)
-    cfg = SinkConfig(
-        "hook",
-        "webhook",
-        {"url": Secret(URL), "format": "native", "secret": (Secret(WHSEC),), "timeout_secs": 3},
-    )
-    s = build_sink(cfg)
+    options = WebhookOptions(url=Secret(URL), secret=(Secret(WHSEC),), timeout_secs=3)
+    s = SINK_TYPES["webhook"].open(SinkConfig("hook", "webhook", options), SinkContext()).sink
     assert isinstance(s, WebhookSink)
     assert (s.name, s.groups, s.where) == ("hook", False, "https://hooks.example")
     await s.send([guest_stopped()])
@@ -279,5 +279,5 @@ def request_time(request: httpx.Request) -> int:
     ],
 )
 def test_logs_name_the_receiver_by_scheme_host_and_port_only(url: str, where: str) -> None:
-    s = WebhookSink("h", url=Secret(url), formatter=build_formatter("h", {}))
+    s = WebhookSink("h", url=Secret(url), formatter=build_formatter("h", FormatOptions()))
     assert s.where == where

@@ -24,7 +24,7 @@ from tests.need import tool
 from .events import FIRING, NODE_OFFLINE, RESOLVED
 from .test_golden import SINKS, formatter
 
-EXTERNAL_URL = str(SINKS["alertmanager"]["external_url"])
+EXTERNAL_URL = SINKS["alertmanager"].external_url
 # Alertmanager quotes label values as Go's strconv.Quote does in the groupKey.
 ODD_NODE = 'pve"3\\\t\x01é\u00a0\U0001f525\n'
 ODD = replace(

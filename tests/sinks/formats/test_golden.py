@@ -14,7 +14,7 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http
 from cloudevents.core.formats.json import JSONFormat
 
 from pvewatch.model import Event
-from pvewatch.sinks.formats.base import Formatter, Payload
+from pvewatch.sinks.formats.base import FormatOptions, Formatter, Payload
 from pvewatch.sinks.formats.table import FORMATS, build_formatter
 
 from .events import FIRING, RESOLVED, burst
@@ -26,17 +26,17 @@ TEMPLATE = (
     ' "ids": {{ events | map(attribute="id") | list | tojson }}}\n'
 )
 # name → the options of a sink that uses it
-SINKS: dict[str, dict[str, object]] = {
-    "native": {"format": "native"},
-    "cloudevents": {"format": "cloudevents"},
-    "alertmanager": {"format": "alertmanager", "external_url": "https://pvewatch.example"},
-    "slack": {"format": "slack"},
-    "discord": {"format": "discord"},
-    "teams": {"format": "teams"},
-    "ntfy": {"format": "ntfy", "topic": "pve-alerts"},
-    "ntfy-headers": {"format": "ntfy", "topic": None},
-    "gotify": {"format": "gotify"},
-    "template": {"format": "template", "template": TEMPLATE, "content_type": "application/json"},
+SINKS: dict[str, FormatOptions] = {
+    "native": FormatOptions("native"),
+    "cloudevents": FormatOptions("cloudevents"),
+    "alertmanager": FormatOptions("alertmanager", external_url="https://pvewatch.example"),
+    "slack": FormatOptions("slack"),
+    "discord": FormatOptions("discord"),
+    "teams": FormatOptions("teams"),
+    "ntfy": FormatOptions("ntfy", topic="pve-alerts"),
+    "ntfy-headers": FormatOptions("ntfy", topic=None),
+    "gotify": FormatOptions("gotify"),
+    "template": FormatOptions("template", template=TEMPLATE, content_type="application/json"),
 }
 CASES = {"firing": [FIRING], "resolved": [RESOLVED], "burst": burst(30, "web")}
 
@@ -54,7 +54,7 @@ def check_golden(name: str, payloads: Sequence[Payload]) -> None:
 
 
 def test_every_format_has_golden_cases() -> None:
-    assert {str(SINKS[name]["format"]) for name in SINKS} == set(FORMATS)
+    assert {SINKS[name].format for name in SINKS} == set(FORMATS)
 
 
 @pytest.mark.parametrize("case", ["firing", "resolved"])

@@ -12,10 +12,12 @@ import pytest
 import yaml
 
 from pvewatch.config.load import check_config
-from pvewatch.config.types import DeliveryConfig, RetryConfig, TlsConfig
+from pvewatch.config.types import DeliveryConfig, RetryConfig, SinkConfig, TlsConfig
 from pvewatch.secret import Secret
-
-from .support import REPO, base, ca_pem, load, problems, write
+from pvewatch.sinks.formats.base import FormatOptions
+from pvewatch.sinks.table import SINK_TYPES
+from pvewatch.sinks.webhook_options import WebhookOptions
+from tests.config.support import REPO, base, ca_pem, load, problems, write
 
 KEY = base64.b64encode(b"k" * 32).decode()
 WHSEC = f"whsec_{KEY}"
@@ -26,17 +28,22 @@ def hook(**options: Any) -> dict[str, Any]:
     return {**base(), "sinks": {"hook": {"type": "webhook", "url": URL, **options}}}
 
 
+def webhook(sink: SinkConfig) -> WebhookOptions:
+    assert isinstance(sink.options, WebhookOptions)
+    return sink.options
+
+
 def test_a_minimal_webhook_gets_every_option_with_its_default(tmp_path: Path) -> None:
     (sink,) = load(tmp_path, hook()).sinks
-    assert sink.options == {
-        "url": Secret(URL),
-        "method": "POST",
-        "headers": {},
-        "timeout_secs": 10.0,
-        "tls": TlsConfig(),
-        "secret": (),
-        "format": "native",
-    }
+    assert sink.options == WebhookOptions(
+        url=Secret(URL),
+        method="POST",
+        headers={},
+        timeout_secs=10.0,
+        tls=TlsConfig(),
+        secret=(),
+        format=FormatOptions("native"),
+    )
     assert sink.delivery == DeliveryConfig()
 
 
@@ -53,11 +60,11 @@ def test_every_webhook_option(tmp_path: Path) -> None:
         format="slack",
     )
     (sink,) = load(tmp_path, doc, {"TEAM": "infra"}).sinks
-    o = sink.options
-    assert (o["method"], o["timeout_secs"], o["format"]) == ("PUT", 2.5, "slack")
-    assert o["headers"] == {"X-Team": Secret("infra"), "Authorization": Secret("Bearer s3cr3t")}
-    assert o["tls"] == TlsConfig(verify=True, ca_file=ca)
-    assert o["secret"] == (Secret(WHSEC), Secret(WHSEC))
+    o = webhook(sink)
+    assert (o.method, o.timeout_secs, o.format) == ("PUT", 2.5, FormatOptions("slack"))
+    assert o.headers == {"X-Team": Secret("infra"), "Authorization": Secret("Bearer s3cr3t")}
+    assert o.tls == TlsConfig(verify=True, ca_file=ca)
+    assert o.secret == (Secret(WHSEC), Secret(WHSEC))
 
 
 def test_url_file_and_a_list_of_inline_secrets(tmp_path: Path) -> None:
@@ -67,8 +74,8 @@ def test_url_file_and_a_list_of_inline_secrets(tmp_path: Path) -> None:
     doc = {**base(), "sinks": {"hook": {"type": "webhook", "url_file": "hook.url"}}}
     doc["sinks"]["hook"]["secret"] = [WHSEC, "whsec_" + base64.b64encode(b"j" * 24).decode()]
     (sink,) = load(tmp_path, doc, {"CREDENTIALS_DIRECTORY": str(creds)}).sinks
-    assert sink.options["url"] == Secret(URL)
-    assert len(sink.options["secret"]) == 2  # type: ignore[arg-type]
+    assert webhook(sink).url == Secret(URL)
+    assert len(webhook(sink).secret) == 2
 
 
 def test_delivery_keys_for_any_sink(tmp_path: Path) -> None:
@@ -83,7 +90,7 @@ def test_delivery_keys_for_any_sink(tmp_path: Path) -> None:
     assert hook_sink.delivery == DeliveryConfig(RetryConfig(2, 600, 10, 7200), 8, 0, 0.0)
     assert log_sink.delivery.concurrency == 2
     assert log_sink.delivery.retry == RetryConfig(initial_secs=1, max_secs=5)
-    assert "retry" not in log_sink.options
+    assert "retry" not in log_sink.options.summary()
 
 
 @pytest.mark.parametrize(
@@ -146,7 +153,7 @@ def test_secrets_never_appear_in_problems_or_summaries(
     assert "T0KEN" not in "\n".join(problems(tmp_path, doc))
     good = hook(headers={"Authorization": "Bearer T0KEN-IN-PATH"}, secret=WHSEC)
     out, err = io.StringIO(), io.StringIO()
-    assert check_config(write(tmp_path, good), {}, out, err) == 0
+    assert check_config(write(tmp_path, good), {}, out, err, sink_types=SINK_TYPES) == 0
     assert "sink hook: webhook" in out.getvalue()
     assert "T0KEN" not in out.getvalue() + err.getvalue()
     assert KEY not in out.getvalue()
@@ -173,7 +180,7 @@ def test_the_commented_webhook_in_the_example_is_valid(tmp_path: Path) -> None:
     (tmp_path / "hook.secret").write_text(WHSEC + "\n")
     doc = yaml.safe_dump(base()) + "sinks:\n" + "\n".join(block) + "\n"
     (sink,) = load(tmp_path, doc, {"HOOK_URL": URL, "CREDENTIALS_DIRECTORY": str(tmp_path)}).sinks
-    assert (sink.name, sink.type, sink.options["format"]) == ("hook", "webhook", "native")
-    assert sink.options["headers"] == {"X-Source": Secret("pvewatch")}
-    assert sink.options["secret"] == (Secret(WHSEC),)
+    assert (sink.name, sink.type, webhook(sink).format.format) == ("hook", "webhook", "native")
+    assert webhook(sink).headers == {"X-Source": Secret("pvewatch")}
+    assert webhook(sink).secret == (Secret(WHSEC),)
     assert sink.delivery == DeliveryConfig(RetryConfig(), 4, 0, 0.0)

@@ -1,4 +1,5 @@
-"""The options of `type: webhook` sinks (`pvewatch.sinks.webhook` only reads them):
+"""The options of `type: webhook` sinks, read once here (`pvewatch.sinks.webhook` builds
+the sink from them):
 
     sinks:
       hook:
@@ -11,7 +12,7 @@
         timeout_secs: 10
         tls: {verify: true, ca_file: /etc/ssl/hooks-ca.pem}
         secret: "whsec_…"                            # or a list (rotation), or secret_file
-        format: native                               # and the format's options (routing.py)
+        format: native                               # and the format's options (formats/options.py)
 
 The URL, header values and secrets become `Secret`s: no summary, log line or error shows
 them; problems name the key, never the value.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from pvewatch.config.clusters import read_ca_file
@@ -36,10 +38,11 @@ from pvewatch.config.reading import (
     join,
     read_secret_file,
 )
-from pvewatch.config.routing import FORMAT_KEYS, format_options
-from pvewatch.config.types import TlsConfig
+from pvewatch.config.types import SinkOptions, TlsConfig
 from pvewatch.secret import Secret
 from pvewatch.sinks import signing
+from pvewatch.sinks.formats.base import FormatOptions
+from pvewatch.sinks.formats.options import FORMAT_KEYS, format_options
 
 WEBHOOK_KEYS = (
     frozenset({"url", "url_file", "method", "headers", "timeout_secs", "tls"})
@@ -59,18 +62,35 @@ _RESERVED_HEADERS = frozenset(
 )
 
 
-def webhook_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> dict[str, object]:
-    return {
-        "url": _url(ctx, path, m),
-        "method": get_enum(ctx, join(path, "method"), _upper(m.get("method")), ("POST", "PUT")),
-        "headers": _headers(ctx, join(path, "headers"), m.get("headers")),
-        "timeout_secs": get_number(
+@dataclass(frozen=True, slots=True)
+class WebhookOptions(SinkOptions):
+    url: Secret  # may carry a token: never shown
+    method: str = "POST"
+    headers: Mapping[str, Secret] = field(default_factory=dict)
+    timeout_secs: float = 10.0  # the whole exchange, answer included
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    secret: tuple[Secret, ...] = ()  # every signing secret (several while rotating)
+    format: FormatOptions = field(default_factory=FormatOptions)
+
+    def summary(self) -> dict[str, object]:
+        """The options, with the format's own beside the sink's (as written in YAML)."""
+        mine = SinkOptions.summary(self)
+        del mine["format"]
+        return mine | self.format.summary()
+
+
+def webhook_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> WebhookOptions:
+    return WebhookOptions(
+        url=_url(ctx, path, m) or Secret(""),  # "": a problem already says why
+        method=get_enum(ctx, join(path, "method"), _upper(m.get("method")), ("POST", "PUT")),
+        headers=_headers(ctx, join(path, "headers"), m.get("headers")),
+        timeout_secs=get_number(
             ctx, join(path, "timeout_secs"), m.get("timeout_secs"), 10.0, (0, 300, False)
         ),
-        "tls": _tls(ctx, join(path, "tls"), m.get("tls")),
-        "secret": _secrets(ctx, path, m),  # every secret, as a tuple
-        **format_options(ctx, path, m),
-    }
+        tls=_tls(ctx, join(path, "tls"), m.get("tls")),
+        secret=_secrets(ctx, path, m),
+        format=format_options(ctx, path, m),
+    )
 
 
 def _upper(value: object) -> object:
