@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pvewatch.config.reading import (
     NAME,
@@ -22,11 +21,9 @@ from pvewatch.config.reading import (
     quote,
 )
 from pvewatch.config.types import DEFAULT_MAX_RESPONSE_BYTES, ClusterConfig, TlsConfig
+from pvewatch.config.values import TOKEN, USER, endpoint_url
 from pvewatch.secret import Secret
 
-# As PVE's userid (pve-access-control); the secret goes into a header, so ASCII only.
-_USER = re.compile(r"[^\s:/]+@[A-Za-z][A-Za-z0-9._-]*")
-_TOKEN = re.compile(_USER.pattern + r"![A-Za-z][A-Za-z0-9._-]*=[\x21-\x7e]+")
 _FINGERPRINT = re.compile(r"(?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64}")
 _CLUSTER_KEYS = frozenset(
     {"name", "endpoints", "token", "token_file", "username", "password", "password_file"}
@@ -130,28 +127,10 @@ def _endpoint(ctx: Ctx, path: str, value: object) -> str | None:
     s = get_str(ctx, path, value)
     if s is None:
         return None
-    bad = "expected an http(s) URL with a host, e.g. https://pve1.example:8006"
-    try:
-        parts = urlsplit(s.strip())
-        port = parts.port
-    except ValueError:
-        ctx.add(path, bad)
-        return None
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not re.fullmatch(r"[a-z0-9._:%-]+", host):
-        ctx.add(path, bad)
-        return None
-    if parts.username is not None or parts.password is not None:
-        ctx.add(path, "must not contain credentials; use token or username+password")
-    if parts.query or parts.fragment:
-        ctx.add(path, "must not contain a query or fragment")
-    if port == 0:
-        ctx.add(path, "port 0 is not a port a server listens on")
-    prefix = parts.path.rstrip("/").removesuffix("/api2/json").rstrip("/")
-    if port is None and parts.scheme == "https":
-        port = 8006
-    netloc = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{netloc}{f':{port}' if port is not None else ''}{prefix}"
+    url, problems = endpoint_url(s)
+    for problem in problems:
+        ctx.add(path, problem)
+    return url
 
 
 def _auth(
@@ -174,9 +153,9 @@ def _auth(
         token = credentials_token(ctx, token_from, name) if name else None
         if token is None:
             ctx.add(path, "set token, token_file or username+password")
-    if token is not None and not _TOKEN.fullmatch(token.reveal()):
+    if token is not None and not TOKEN.fullmatch(token.reveal()):
         ctx.add(token_from, "expected USER@REALM!TOKENID=SECRET")
-    if username and not _USER.fullmatch(username):
+    if username and not USER.fullmatch(username):
         ctx.add(f"{path}.username", "expected USER@REALM, e.g. root@pam")
     return token, username, password
 

@@ -24,10 +24,17 @@ from pvewatch.config.reading import (
     join,
 )
 from pvewatch.config.types import DeliveryConfig, RetryConfig
+from pvewatch.config.values import (
+    RETRY_INITIAL_SECS,
+    RETRY_MAX_AGE_SECS,
+    RETRY_MAX_ATTEMPTS,
+    RETRY_MAX_SECS,
+    Bounds,
+    below_initial,
+)
 
 DELIVERY_KEYS = frozenset({"retry", "concurrency", "max_per_minute", "group_wait_secs"})
 _RETRY_KEYS = frozenset({"initial_secs", "max_secs", "max_attempts", "max_age_secs"})
-_DAY = 86400.0
 _DEFAULT_RETRY = RetryConfig()
 
 
@@ -58,13 +65,14 @@ def _retry(ctx: Ctx, path: str, value: object) -> RetryConfig:
     d = _DEFAULT_RETRY
     m = {} if value is None else get_mapping(ctx, path, value, _RETRY_KEYS) or {}
 
-    def secs(key: str, default: float, highest: float) -> float:
-        return get_number(ctx, join(path, key), m.get(key), default, (0, highest, False))
+    def secs(key: str, default: float, bounds: Bounds) -> float:
+        return get_number(ctx, join(path, key), m.get(key), default, bounds)
 
-    initial = secs("initial_secs", d.initial_secs, _DAY)
-    most = secs("max_secs", max(d.max_secs, initial), _DAY)
-    if initial > most:
-        ctx.add(join(path, "max_secs"), f"must be >= initial_secs ({initial:g})")
+    initial = secs("initial_secs", d.initial_secs, RETRY_INITIAL_SECS)
+    most = secs("max_secs", max(d.max_secs, initial), RETRY_MAX_SECS)
+    problem = below_initial(initial, most)
+    if problem is not None:
+        ctx.add(join(path, "max_secs"), problem)
         most = initial
     attempts = m.get("max_attempts")
     return RetryConfig(
@@ -73,7 +81,7 @@ def _retry(ctx: Ctx, path: str, value: object) -> RetryConfig:
         max_attempts=(
             None
             if attempts is None
-            else get_integer(ctx, join(path, "max_attempts"), attempts, 1, 1, 1000)
+            else get_integer(ctx, join(path, "max_attempts"), attempts, 1, *RETRY_MAX_ATTEMPTS)
         ),
-        max_age_secs=secs("max_age_secs", d.max_age_secs, 365 * _DAY),
+        max_age_secs=secs("max_age_secs", d.max_age_secs, RETRY_MAX_AGE_SECS),
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from pvewatch.config.values import Bounds, out_of_bounds, out_of_range
 from pvewatch.errors import ConfigError
 from pvewatch.secret import Secret
 
@@ -246,9 +246,7 @@ def get_bool(ctx: Ctx, path: str, value: object, default: bool) -> bool:
     return default
 
 
-def get_number(
-    ctx: Ctx, path: str, value: object, default: float, bounds: tuple[float, float, bool]
-) -> float:
+def get_number(ctx: Ctx, path: str, value: object, default: float, bounds: Bounds) -> float:
     """`bounds` = (lowest, highest, lowest allowed itself)."""
     if value is None or isinstance(value, Invalid):
         return default
@@ -258,10 +256,9 @@ def get_number(
     if isinstance(value, bool) or not isinstance(value, int | float):
         ctx.add(path, f"expected a number, got {kind(value)}")
         return default
-    low, high, low_ok = bounds
-    if not math.isfinite(value) or value > high or value < low or (value == low and not low_ok):
-        relation = ">=" if low_ok else ">"
-        ctx.add(path, f"expected a number {relation} {low:g} and <= {high:g}, got {value:g}")
+    problem = out_of_bounds(value, bounds)
+    if problem is not None:
+        ctx.add(path, problem)
         return default
     return float(value)
 
@@ -274,8 +271,9 @@ def get_integer(ctx: Ctx, path: str, value: object, default: int, low: int, high
     if isinstance(value, bool) or not isinstance(value, int):
         ctx.add(path, f"expected an integer, got {kind(value)}")
         return default
-    if not low <= value <= high:
-        ctx.add(path, f"expected an integer from {low} to {high}, got {value}")
+    problem = out_of_range(value, low, high)
+    if problem is not None:
+        ctx.add(path, problem)
         return default
     return value
 

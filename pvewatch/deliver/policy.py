@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from pvewatch.config.types import RetryConfig
+from pvewatch.config.values import retry_problems
 from pvewatch.errors import SinkError
 from pvewatch.model import Event
 
@@ -49,14 +50,17 @@ class RetryPolicy:
     max_age_secs: float | None = _DEFAULT.max_age_secs  # from when the row was queued
 
     def __post_init__(self) -> None:
-        if not 0 < self.initial_secs <= self.max_secs:
-            raise ValueError("retry: need 0 < initial_secs <= max_secs")
+        # The ranges of the config's `retry:` (one rule, pvewatch.config.values), and the
+        # two knobs only code sets.
+        problems = retry_problems(
+            self.initial_secs, self.max_secs, self.max_attempts, self.max_age_secs
+        )
         if self.multiplier < 1:
-            raise ValueError("retry: multiplier must be >= 1")
+            problems.append("multiplier: must be >= 1")
         if not 0 <= self.jitter < 1:
-            raise ValueError("retry: jitter must be in [0, 1)")
-        if self.max_attempts is not None and self.max_attempts < 1:
-            raise ValueError("retry: max_attempts must be >= 1")
+            problems.append("jitter: must be in [0, 1)")
+        if problems:
+            raise ValueError(f"retry: {'; '.join(problems)}")
 
     @classmethod
     def from_config(cls, cfg: RetryConfig) -> RetryPolicy:

@@ -16,8 +16,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pvewatch.config.load import load_config
 from pvewatch.config.types import ClusterConfig
+from pvewatch.config.values import API_PREFIX
 from pvewatch.errors import ConfigError, SourceError
-from pvewatch.pve.client import API_PREFIX, PveClient
+from pvewatch.pve.client import PveClient
 from pvewatch.sinks.table import SINK_TYPES
 
 OUTPUT_FORMATS = ("table", "json")

@@ -31,6 +31,7 @@ import httpx
 import msgspec
 
 from pvewatch.config.types import ClusterConfig
+from pvewatch.config.values import API_PREFIX, TOKEN, endpoint_url
 from pvewatch.errors import (
     ConfigError,
     SourceAuthError,
@@ -42,7 +43,6 @@ from pvewatch.errors import (
 from pvewatch.net.tls import build_transport
 from pvewatch.secret import Secret
 
-API_PREFIX = "/api2/json"
 RENEW_AFTER_SECS = 3600.0
 # A ticket lives 7200 s; past this age renewing with it is hopeless, log in afresh.
 RELOGIN_AFTER_SECS = 7200.0 - 300.0
@@ -50,7 +50,6 @@ RELOGIN_AFTER_SECS = 7200.0 - 300.0
 # Each poll makes three requests in a row: 50 ms here added ~100 ms to every detection.
 DEFAULT_MIN_INTERVAL_SECS = 0.01
 
-_TOKEN = re.compile(r"[^\s!]+@[A-Za-z][A-Za-z0-9._-]*![A-Za-z][A-Za-z0-9._-]*=[\x21-\x7e]+")
 _PRIVILEGE = re.compile(r"Permission check failed \((?P<path>[^,()]+), (?P<priv>[^()]+)\)")
 # OpenSSL's words for "the first bytes were not a TLS record", e.g. an HTTP answer.
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
@@ -422,7 +421,7 @@ def _check_credentials(cluster: ClusterConfig) -> None:
     where = f"cluster {cluster.name!r}"
     if cluster.token is not None:
         # h11 would echo a malformed header value (the token) in its error.
-        if not _TOKEN.fullmatch(cluster.token.reveal()):
+        if not TOKEN.fullmatch(cluster.token.reveal()):
             raise ConfigError([f"{where}: token must look like USER@REALM!TOKENID=SECRET"])
     elif not cluster.username or not cluster.password:
         raise ConfigError([f"{where}: needs a token, or a username and a password"])
@@ -431,20 +430,14 @@ def _check_credentials(cluster: ClusterConfig) -> None:
 
 
 def _normalize_endpoint(cluster: str, text: str) -> str:
-    """ "pve1" / "pve1:8006" → "https://pve1:8006"; a URL with a scheme is kept as
-    written (minus a trailing /api2/json), so a reverse proxy on 443 keeps working."""
+    """The endpoint as the config writes it (pvewatch.config.values.endpoint_url); a bare
+    "pve1" / "pve1:8006", as a ClusterConfig built in code may have it, is https."""
     raw = text.strip()
-    if "://" not in raw:
-        raw = raw.rstrip("/")
-        raw = f"https://{raw}" if ":" in raw.rsplit("]", 1)[-1] else f"https://{raw}:8006"
-    raw = raw.rstrip("/").removesuffix(API_PREFIX).rstrip("/")
-    try:
-        url = httpx.URL(raw)
-    except httpx.InvalidURL as exc:
-        raise ConfigError([f"cluster {cluster!r}: endpoint {text!r}: {exc}"]) from None
-    if url.scheme not in ("https", "http") or not url.host or url.query or url.userinfo:
-        raise ConfigError([f"cluster {cluster!r}: endpoint {text!r} is not an http(s) URL"])
-    return raw
+    url, problems = endpoint_url(raw if "://" in raw else f"https://{raw}")
+    if url is None or problems:
+        reason = "; ".join(problems) or "not an http(s) URL"
+        raise ConfigError([f"cluster {cluster!r}: endpoint {text!r}: {reason}"])
+    return url
 
 
 def _task_path(node: str, upid: str) -> str:

@@ -281,8 +281,9 @@ async def test_requests_are_spaced(router: respx.MockRouter) -> None:
         ("[fd00::11]", "https://[fd00::11]:8006"),
         ("https://pve1:8006/", "https://pve1:8006"),
         ("https://pve1:8006/api2/json/", "https://pve1:8006"),
-        ("https://pve.example.com", "https://pve.example.com"),
-        ("https://proxy/pve", "https://proxy/pve"),
+        # The config's rule (watch.yaml.example): https without a port means :8006.
+        ("https://pve.example.com", "https://pve.example.com:8006"),
+        ("https://proxy:443/pve", "https://proxy:443/pve"),
     ],
 )
 def test_endpoint_forms(router: respx.MockRouter, written: str, endpoint: str) -> None:
