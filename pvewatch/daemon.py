@@ -26,8 +26,9 @@ from pvewatch.errors import ConfigError, PvewatchError
 from pvewatch.http.listener import Listener
 from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event
+from pvewatch.observe import Observers
 from pvewatch.pipeline import ClusterWatcher, PollResult
-from pvewatch.probes import Heartbeat
+from pvewatch.probes import Heartbeat, Readiness
 from pvewatch.pve.client import PveClient
 from pvewatch.reload import Carried, ConfigSource, Requests, reread
 from pvewatch.routing import route
@@ -57,6 +58,7 @@ class Runtime:
     clients: list[PveClient]
     watchers: list[ClusterWatcher]
     metrics: Metrics
+    readiness: Readiness = field(default_factory=Readiness)
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     listener: Listener | None = None  # serving /metrics, /healthz, /readyz
     leadership: Leadership = field(default_factory=SoleLeader)
@@ -76,6 +78,7 @@ class Runtime:
                     self.takeover_polls.add(task)
                     task.add_done_callback(self.takeover_polls.discard)
         self.metrics.leader_changed(cluster, leading)
+        self.readiness.leader_changed(cluster, leading)
         self.wake_deliverers([])
 
     def polling(self, cluster: str) -> bool:
@@ -103,12 +106,14 @@ async def open_runtime(
     *,
     serve_http: bool = False,
     metrics: Metrics | None = None,
+    readiness: Readiness | None = None,
     resumed: bool = False,
     sink_types: SinkTypes = SINK_TYPES,
 ) -> AsyncIterator[Runtime]:
     """Start every component in order; stop them in reverse order, whatever happens.
     `serve_http` starts the listener of `config.http` too (last, so it stops first).
-    A reload passes the `metrics` to carry on with and `resumed` (see ClusterWatcher).
+    A reload passes the `metrics` and `readiness` to carry on with and `resumed` (see
+    ClusterWatcher).
     `sink_types`: the table the config's sinks were read with."""
     for warning in config.warnings:  # at each start and reload, as check-config prints them
         log.warning("config: %s", warning)
@@ -117,7 +122,7 @@ async def open_runtime(
             config.store,
             [c.name for c in config.clusters],
             on_change=lambda cluster, leading: runtime.leader_changed(cluster, leading),
-            on_database=lambda ok, detail: runtime.metrics.database_changed(ok, detail),
+            on_database=lambda ok, detail: runtime.readiness.database_changed(ok, detail),
             busy=lambda cluster: runtime.polling(cluster),
             logger=log,
         )
@@ -131,6 +136,8 @@ async def open_runtime(
             stack.push_async_callback(opened.sink.aclose)
             sinks.append(opened)
         metrics = metrics or Metrics(clusters={}, sinks=())
+        readiness = readiness or Readiness()
+        readiness.reconfigure({c.name: c.interval_secs for c in config.clusters})
         metrics.reconfigure(
             clusters={c.name: c.interval_secs for c in config.clusters},
             sinks=[s.config.name for s in sinks],
@@ -138,7 +145,10 @@ async def open_runtime(
             options=MetricsOptions.from_sinks(config.sinks),
         )
         rng = random.Random()
-        runtime = Runtime(config, store, sinks, [], [], [], metrics, leadership=leadership)
+        runtime = Runtime(
+            config, store, sinks, [], [], [], metrics, readiness, leadership=leadership
+        )
+        observer = Observers(metrics, readiness)
         deliverers = [
             Deliverer(
                 store,
@@ -148,7 +158,7 @@ async def open_runtime(
                 clock=utcnow,
                 rng=rng,
                 logger=log,
-                observer=metrics,
+                observer=observer,
                 on_disabled=runtime.record_sink_disabled,
                 clusters=leadership.delivered,
             )
@@ -177,7 +187,7 @@ async def open_runtime(
                 leading=functools.partial(leadership.leads, cluster.name),
                 rules=config.rules,
                 logger=log,
-                observer=metrics,
+                observer=observer,
                 resumed=resumed,
             )
             for cluster, client in zip(config.clusters, clients, strict=True)
@@ -186,12 +196,17 @@ async def open_runtime(
         # every few seconds (PostgreSQL; with SQLite it leads everything, always).
         for cluster in config.clusters:
             metrics.leader_changed(cluster.name, leadership.leads(cluster.name))
+            readiness.leader_changed(cluster.name, leadership.leads(cluster.name))
         await leadership.look()
         runtime.poll_on_takeover = True
         stack.push_async_callback(_cancel, asyncio.create_task(leadership.run()))
         if serve_http and config.http.listen is not None:
             runtime.listener = Listener(
-                config.http, metrics=metrics, heartbeat=runtime.heartbeat, logger=log
+                config.http,
+                metrics=metrics,
+                readiness=readiness,
+                heartbeat=runtime.heartbeat,
+                logger=log,
             )
             runtime.listener.start()
             stack.callback(runtime.listener.close)
@@ -266,6 +281,7 @@ async def _serve(
                     open_runtime(
                         config,
                         metrics=service.metrics,
+                        readiness=service.readiness,
                         resumed=previous is not None,
                         sink_types=sink_types,
                     )

@@ -23,8 +23,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -42,7 +42,6 @@ from pvewatch import __version__
 from pvewatch.config.types import SinkConfig
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Snapshot
-from pvewatch.probes import ClusterProgress
 from pvewatch.routing import route
 from pvewatch.series import (
     RESOURCE_LABELS,
@@ -89,7 +88,7 @@ class MetricsOptions:
 
 @dataclass(slots=True)
 class _ClusterState:
-    progress: ClusterProgress
+    leader: bool = True  # False while another replica polls it (replicas sharing PostgreSQL)
     snapshot: Snapshot | None = None
     last_success_time: float = 0.0  # wall clock; 0 = never
     source_up: bool | None = None  # None until the first poll ends
@@ -98,19 +97,19 @@ class _ClusterState:
 
 
 class Metrics:
-    """The Observer behind /metrics and /readyz."""
+    """The Observer behind /metrics (what /readyz answers is pvewatch.probes.Readiness)."""
 
     def __init__(
         self,
         *,
-        clusters: Mapping[str, float],
+        clusters: Collection[str],
         sinks: Sequence[str],
         store: OutboxCounts | None = None,
         options: MetricsOptions | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`clusters`: name → poll interval in seconds; `sinks`: the delivering sinks."""
+        """`clusters`: the cluster names; `sinks`: the delivering sinks."""
         self.monotonic = monotonic
         self._clock = clock
         self._lock = threading.Lock()
@@ -140,7 +139,7 @@ class Metrics:
     def reconfigure(
         self,
         *,
-        clusters: Mapping[str, float],
+        clusters: Collection[str],
         sinks: Sequence[str],
         store: OutboxCounts | None,
         options: MetricsOptions | None = None,
@@ -152,7 +151,7 @@ class Metrics:
         with self._lock:
             self._options, self._store, self._sinks = options, store, tuple(sinks)
             old = self._clusters
-            self._clusters = {n: _carried(old.get(n), i, options) for n, i in clusters.items()}
+            self._clusters = {n: _carried(old.get(n), options) for n in clusters}
             polls = {k: n for k, n in self._polls.items() if k[0] in clusters}
             self._polls = Counter({(c, "success"): 0 for c in clusters} | polls)
             self._events = Counter({k: n for k, n in self._events.items() if k[0] in clusters})
@@ -190,21 +189,18 @@ class Metrics:
         result = "success" if ok else (error_kind or "error")
         counted = [(e.type, e.severity.value) for e in events if self._options.counts(e)]
         changed = [(e.resource.id, e.time.timestamp()) for e in events if e.resource]
-        now_wall, now = self._clock(), self.monotonic()
+        now_wall = self._clock()
         with self._lock:
-            state = self._clusters.setdefault(cluster, _ClusterState(ClusterProgress(60.0)))
+            state = self._clusters.setdefault(cluster, _ClusterState())
             self._polls[(cluster, result)] += 1
             state.durations.observe(duration_secs)
             self._events.update((cluster, t, s) for t, s in counted)
             if ok:
-                state.progress = replace(state.progress, last_success=now, store_ok=True)
                 state.last_success_time = now_wall
                 state.source_up = True
                 if snapshot is not None and self._options.state_metrics:
                     state.snapshot = snapshot
-            elif error_kind == "store":
-                state.progress = replace(state.progress, store_ok=False)
-            else:
+            elif error_kind != "store":
                 state.source_up = False
             _note_changes(state, changed)
 
@@ -224,23 +220,14 @@ class Metrics:
             self._enabled[sink] = enabled
 
     def leader_changed(self, cluster: str, leading: bool) -> None:
-        """This replica took (True) or gave up a cluster (replicas sharing PostgreSQL).
-        A commit refused before it gave the cluster up no longer makes it unready."""
+        """This replica took (True) or gave up a cluster (replicas sharing PostgreSQL)."""
         with self._lock:
             if (state := self._clusters.get(cluster)) is not None:
-                store_ok = state.progress.store_ok or not leading
-                state.progress = replace(state.progress, leader=leading, store_ok=store_ok)
-
-    def database_changed(self, ok: bool, detail: str) -> None:
-        """The leadership session is up, or lost: then this replica leads nothing."""
-        with self._lock:
-            for state in self._clusters.values():
-                error = None if ok else detail
-                state.progress = replace(state.progress, database_error=error)
+                state.leader = leading
 
     def _leaders(self) -> dict[tuple[str], float]:
         with self._lock:
-            return {(n,): float(s.progress.leader) for n, s in self._clusters.items()}
+            return {(n,): float(s.leader) for n, s in self._clusters.items()}
 
     # --- what the listener asks -----------------------------------------------------
 
@@ -251,10 +238,6 @@ class Metrics:
         if content_type.startswith("application/openmetrics-text"):
             state = state.removesuffix(_OPENMETRICS_EOF)  # one EOF, at the very end
         return state + encoder(self.registry), content_type
-
-    def progress(self) -> dict[str, ClusterProgress]:
-        with self._lock:
-            return {name: s.progress for name, s in self._clusters.items()}
 
     # --- the collectors -------------------------------------------------------------
 
@@ -352,13 +335,10 @@ class _Families(Collector):
         return self._families
 
 
-def _carried(
-    state: _ClusterState | None, interval_secs: float, options: MetricsOptions
-) -> _ClusterState:
-    """A cluster's state after a reload: kept (with its new interval), or a new one."""
+def _carried(state: _ClusterState | None, options: MetricsOptions) -> _ClusterState:
+    """A cluster's state after a reload: kept, or a new one."""
     if state is None:
-        return _ClusterState(ClusterProgress(interval_secs))
-    state.progress = replace(state.progress, interval_secs=interval_secs)
+        return _ClusterState()
     if not options.state_metrics:
         state.snapshot = None
     return state

@@ -6,15 +6,20 @@
   interval, and the store took the last commit. Before a cluster's first successful poll
   it is not ready. With replicas sharing PostgreSQL, a cluster another replica leads is
   fine, and a replica that lost the database (so leads nothing) is not ready.
+  `Readiness` keeps each cluster's `ClusterProgress`: it observes the polls (an Observer,
+  beside the metrics) and hears of leadership and the database from the daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
+
+from pvewatch.model import Event, Snapshot
 
 BEAT_INTERVAL_SECS = 1.0
 STALE_AFTER_SECS = 10.0  # no beat for this long: the loop is blocked
@@ -79,6 +84,76 @@ class Probe:
             "status": "ok" if self.ok else "failing",
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
         }
+
+
+class Readiness:
+    """Each cluster's progress, for /readyz. Written by the event loop (the hooks), read by
+    the listener's threads (`probe`), under one lock. Kept across reloads: a cluster that
+    stays keeps its last success, so /readyz does not flap."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._clusters: dict[str, ClusterProgress] = {}
+
+    def reconfigure(self, clusters: Mapping[str, float]) -> None:
+        """The clusters (name → poll interval) of the config now running."""
+        with self._lock:
+            old = self._clusters
+            self._clusters = {
+                name: replace(old[name], interval_secs=interval)
+                if name in old
+                else ClusterProgress(interval)
+                for name, interval in clusters.items()
+            }
+
+    def poll_finished(
+        self,
+        cluster: str,
+        *,
+        ok: bool,
+        duration_secs: float,
+        snapshot: Snapshot | None,
+        events: Sequence[Event],
+        error_kind: str | None,
+    ) -> None:
+        now = self._monotonic()
+        with self._lock:
+            progress = self._clusters.setdefault(cluster, ClusterProgress(60.0))
+            if ok:
+                progress = replace(progress, last_success=now, store_ok=True)
+            elif error_kind == "store":
+                progress = replace(progress, store_ok=False)
+            self._clusters[cluster] = progress
+
+    def delivery_finished(self, sink: str, *, outcome: str, duration_secs: float) -> None:
+        return None  # delivery does not make pvewatch unready: its metrics tell
+
+    def sink_enabled(self, sink: str, enabled: bool) -> None:
+        return None
+
+    def leader_changed(self, cluster: str, leading: bool) -> None:
+        """This replica took (True) or gave up a cluster (replicas sharing PostgreSQL).
+        A commit refused before it gave the cluster up no longer makes it unready."""
+        with self._lock:
+            if (progress := self._clusters.get(cluster)) is not None:
+                store_ok = progress.store_ok or not leading
+                self._clusters[cluster] = replace(progress, leader=leading, store_ok=store_ok)
+
+    def database_changed(self, ok: bool, detail: str) -> None:
+        """The leadership session is up, or lost: then this replica leads nothing."""
+        with self._lock:
+            error = None if ok else detail
+            self._clusters = {
+                name: replace(p, database_error=error) for name, p in self._clusters.items()
+            }
+
+    def progress(self) -> dict[str, ClusterProgress]:
+        with self._lock:
+            return dict(self._clusters)
+
+    def probe(self) -> Probe:
+        return readiness(self.progress(), self._monotonic())
 
 
 def readiness(clusters: Mapping[str, ClusterProgress], now: float) -> Probe:

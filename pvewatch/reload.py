@@ -29,7 +29,7 @@ from pvewatch.config.types import Config, HttpConfig
 from pvewatch.errors import ConfigError
 from pvewatch.http.listener import Listener
 from pvewatch.metrics import Metrics
-from pvewatch.probes import Heartbeat
+from pvewatch.probes import Heartbeat, Readiness
 from pvewatch.systemd import Notifier, ServiceStatus
 
 Request = Literal["stop", "reload"]
@@ -123,7 +123,7 @@ async def reread(source: ConfigSource | None, log: logging.Logger) -> Config | N
 @dataclass
 class Carried:
     """What a reload carries over: the config source, the requests, systemd, the metrics,
-    /healthz and the listener (`listen`)."""
+    /healthz, /readyz and the listener (`listen`)."""
 
     log: logging.Logger
     source: ConfigSource | None
@@ -133,6 +133,7 @@ class Carried:
     status: ServiceStatus
     on_listening: Callable[[str], None]
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
+    readiness: Readiness = field(default_factory=Readiness)
     listener: Listener | None = None
     http: HttpConfig | None = None
 
@@ -167,7 +168,13 @@ class Carried:
     def _started(self, http: HttpConfig) -> Listener | None:
         if not http.listen:
             return None
-        listener = Listener(http, metrics=self.metrics, heartbeat=self.heartbeat, logger=self.log)
+        listener = Listener(
+            http,
+            metrics=self.metrics,
+            readiness=self.readiness,
+            heartbeat=self.heartbeat,
+            logger=self.log,
+        )
         listener.start()
         return listener
 

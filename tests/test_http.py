@@ -20,7 +20,8 @@ from pvewatch.errors import ConfigError
 from pvewatch.http.listener import Listener
 from pvewatch.metrics import Metrics
 from pvewatch.model import Resource, Snapshot
-from pvewatch.probes import Heartbeat
+from pvewatch.observe import Observer
+from pvewatch.probes import Heartbeat, Readiness
 from pvewatch.secret import Secret
 from pvewatch.simulator.certs import make_self_signed
 from tests.e2e.harness import wait_for
@@ -35,10 +36,16 @@ def new_metrics() -> Metrics:
     return Metrics(clusters={"prod": 1.0}, sinks=["console"])
 
 
-def poll_ok(metrics: Metrics) -> None:
+def new_readiness() -> Readiness:
+    readiness = Readiness()
+    readiness.reconfigure({"prod": 1.0})
+    return readiness
+
+
+def poll_ok(observer: Observer) -> None:
     vm = Resource("qemu/100", "qemu", "running", "pve1", "web1", 100)
     snap = Snapshot("prod", {vm.id: vm}, datetime.now(UTC), True)
-    metrics.poll_finished(
+    observer.poll_finished(
         "prod", ok=True, duration_secs=0.1, snapshot=snap, events=[], error_kind=None
     )
 
@@ -49,10 +56,12 @@ def serving(
     metrics: Metrics | None = None,
     heartbeat: Heartbeat | None = None,
     stale_after_secs: float = 10.0,
+    readiness: Readiness | None = None,
 ) -> Iterator[Listener]:
     listener = Listener(
         config or HttpConfig(listen=LOCAL),
         metrics=metrics or new_metrics(),
+        readiness=readiness or new_readiness(),
         heartbeat=heartbeat or Heartbeat(),
         stale_after_secs=stale_after_secs,
     )
@@ -96,8 +105,8 @@ def test_big_scrapes_are_gzipped_when_asked() -> None:
 
 
 def test_readyz_follows_the_polls() -> None:
-    metrics = new_metrics()
-    with serving(metrics=metrics) as listener, httpx.Client(base_url=listener.url) as client:
+    readiness = new_readiness()
+    with serving(readiness=readiness) as listener, httpx.Client(base_url=listener.url) as client:
         before = client.get("/readyz")
         assert before.status_code == 503
         assert before.headers["content-type"] == "application/json"
@@ -106,11 +115,11 @@ def test_readyz_follows_the_polls() -> None:
             "ok": False,
             "detail": "no successful poll yet",
         }
-        poll_ok(metrics)
+        poll_ok(readiness)
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["status"] == "ok"
-        metrics.poll_finished(
+        readiness.poll_finished(
             "prod", ok=False, duration_secs=0.1, snapshot=None, events=[], error_kind="store"
         )
         refused = client.get("/readyz")
@@ -234,7 +243,12 @@ def test_a_client_that_sends_nothing_holds_up_no_one(tmp_path: Path) -> None:
 def test_an_address_in_use_is_a_config_error_naming_the_key() -> None:
     with serving() as first:
         taken = first.url.removeprefix("http://")
-        second = Listener(HttpConfig(listen=taken), metrics=new_metrics(), heartbeat=Heartbeat())
+        second = Listener(
+            HttpConfig(listen=taken),
+            metrics=new_metrics(),
+            readiness=new_readiness(),
+            heartbeat=Heartbeat(),
+        )
         with pytest.raises(ConfigError) as info:
             second.start()
     (problem,) = info.value.problems

@@ -21,7 +21,7 @@ from pvewatch.http.routes import Answer, Asked, Route
 from pvewatch.probes import Heartbeat
 from pvewatch.secret import Secret
 from tests.e2e.harness import wait_for
-from tests.test_http import HASH, LOCAL, new_metrics
+from tests.test_http import HASH, LOCAL, new_metrics, new_readiness
 
 QUICK = Limits(max_connections=8, request_secs=1.0, answer_secs=5.0, max_head_bytes=4096)
 
@@ -40,6 +40,7 @@ def serving(
     listener = Listener(
         config or HttpConfig(listen=LOCAL),
         metrics=new_metrics(),
+        readiness=new_readiness(),
         heartbeat=Heartbeat(),
         routes=routes,
         limits=limits,

@@ -228,20 +228,6 @@ def test_poll_outcomes() -> None:
     assert len(select(samples, "pvewatch_resource_info")) == 1
 
 
-def test_readiness_progress_follows_polls() -> None:
-    metrics, clocks = make()
-    assert metrics.progress()["prod"].last_success is None
-    polled(metrics, snapshot())
-    assert metrics.progress()["prod"].last_success == clocks.mono
-    assert metrics.progress()["lab"].interval_secs == 5.0
-    metrics.poll_finished(
-        "prod", ok=False, duration_secs=0, snapshot=None, events=[], error_kind="store"
-    )
-    assert metrics.progress()["prod"].store_ok is False
-    polled(metrics, snapshot())
-    assert metrics.progress()["prod"].store_ok is True
-
-
 def test_events_are_counted_by_type_and_severity() -> None:
     metrics, _ = make()
     vm = guest(100)
@@ -409,7 +395,6 @@ def test_a_reload_keeps_the_series_of_what_stays_and_drops_the_rest() -> None:
     )
     metrics.delivery_finished("console", outcome="delivered", duration_secs=0.01)
     metrics.sink_enabled("console", True)
-    last_success = metrics.progress()["prod"].last_success
     clocks.advance(5)
     # lab and console go, prod stays (polled every 30 s now), dev and hook come.
     metrics.reconfigure(clusters={"prod": 30.0, "dev": 1.0}, sinks=["hook"], store=store)
@@ -422,9 +407,6 @@ def test_a_reload_keeps_the_series_of_what_stays_and_drops_the_rest() -> None:
     assert {s.labels["sink"] for s in select(samples, "pvewatch_deliveries_total")} == {"hook"}
     assert select(samples, "pvewatch_sink_enabled") == []
     assert value(samples, "pvewatch_outbox_pending") == 2.0  # hook's, counted afresh
-    assert metrics.progress()["prod"].interval_secs == 30.0
-    assert metrics.progress()["prod"].last_success == last_success  # /readyz does not flap
-    assert metrics.progress()["dev"].last_success is None
     assert value(samples, "pvewatch_config_last_reload_successful") == 1.0
     assert value(samples, "pvewatch_config_last_reload_success_timestamp_seconds") == clocks.wall
     # A rejected reload: 0, and the time of the last one applied stays.
@@ -437,7 +419,7 @@ def test_a_reload_keeps_the_series_of_what_stays_and_drops_the_rest() -> None:
     )
 
 
-def test_leadership_shows_in_a_gauge_and_in_readiness() -> None:
+def test_leadership_shows_in_a_gauge() -> None:
     metrics, _ = make()
     samples = parse(scrape(metrics))
     assert value(samples, "pvewatch_cluster_leader", cluster="prod") == 1.0  # one replica
@@ -448,9 +430,3 @@ def test_leadership_shows_in_a_gauge_and_in_readiness() -> None:
     samples = parse(scrape(metrics))
     assert value(samples, "pvewatch_cluster_leader", cluster="prod") == 0.0
     assert value(samples, "pvewatch_cluster_leader", cluster="lab") == 1.0
-    progress = metrics.progress()["prod"]
-    assert (progress.leader, progress.store_ok) == (False, True)  # its refusal is moot
-    metrics.database_changed(False, "cannot reach the database postgresql://db:5432/pw")
-    assert metrics.progress()["lab"].database_error is not None
-    metrics.database_changed(True, "up")
-    assert metrics.progress()["lab"].database_error is None

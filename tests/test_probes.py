@@ -1,4 +1,5 @@
-"""What /healthz and /readyz decide: pure functions of a heartbeat age and poll progress."""
+"""What /healthz and /readyz decide: pure functions of a heartbeat age and poll progress,
+and the progress `Readiness` keeps from the polls, leadership and the database."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 import pytest
 
-from pvewatch.probes import ClusterProgress, Heartbeat, liveness, readiness
+from pvewatch.probes import ClusterProgress, Heartbeat, Readiness, liveness, readiness
 
 
 @pytest.mark.parametrize(
@@ -90,3 +91,74 @@ def test_readiness_of_a_replica() -> None:
         "cluster:prod": "not polled: this replica lost the database",
         "database": "cannot reach the database; not leading any cluster",
     }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def polled(readiness: Readiness, cluster: str = "prod", error_kind: str | None = None) -> None:
+    readiness.poll_finished(
+        cluster,
+        ok=error_kind is None,
+        duration_secs=0.2,
+        snapshot=None,
+        events=[],
+        error_kind=error_kind,
+    )
+
+
+def tracked() -> tuple[Readiness, Clock]:
+    clock = Clock()
+    readiness = Readiness(clock)
+    readiness.reconfigure({"prod": 10.0, "lab": 5.0})
+    return readiness, clock
+
+
+def test_progress_follows_polls() -> None:
+    readiness, clock = tracked()
+    assert readiness.progress()["prod"].last_success is None
+    assert not readiness.probe().ok
+    polled(readiness)
+    assert readiness.progress()["prod"].last_success == clock.now
+    assert readiness.progress()["lab"].interval_secs == 5.0
+    polled(readiness, error_kind="store")
+    assert readiness.progress()["prod"].store_ok is False
+    polled(readiness, error_kind="timeout")  # the source: the store is not blamed
+    assert readiness.progress()["prod"].store_ok is False
+    polled(readiness)
+    assert readiness.progress()["prod"].store_ok is True
+    polled(readiness, "lab")
+    assert readiness.probe().ok
+    clock.now += 20  # more than 3 intervals of lab (5 s), less than prod's (10 s)
+    assert [c.name for c in readiness.probe().checks if not c.ok] == ["cluster:lab"]
+
+
+def test_a_reload_keeps_the_last_success_of_what_stays() -> None:
+    readiness, clock = tracked()
+    polled(readiness)
+    last_success = readiness.progress()["prod"].last_success
+    clock.now += 5
+    readiness.reconfigure({"prod": 30.0, "dev": 1.0})
+    progress = readiness.progress()
+    assert set(progress) == {"prod", "dev"}
+    assert progress["prod"].interval_secs == 30.0
+    assert progress["prod"].last_success == last_success  # /readyz does not flap
+    assert progress["dev"].last_success is None
+
+
+def test_leadership_and_the_database() -> None:
+    readiness, _ = tracked()
+    polled(readiness, error_kind="store")
+    readiness.leader_changed("prod", False)  # another replica took it over
+    progress = readiness.progress()["prod"]
+    assert (progress.leader, progress.store_ok) == (False, True)  # its refusal is moot
+    readiness.database_changed(False, "cannot reach the database postgresql://db:5432/pw")
+    assert readiness.progress()["lab"].database_error is not None
+    assert not readiness.probe().ok
+    readiness.database_changed(True, "up")
+    assert readiness.progress()["lab"].database_error is None

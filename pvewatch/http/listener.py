@@ -36,7 +36,7 @@ from pvewatch.http.auth import BasicAuth
 from pvewatch.http.gate import Gatekeeper, Limits
 from pvewatch.http.routes import Answer, Asked, Route, find, not_found, standard_routes
 from pvewatch.metrics import Metrics
-from pvewatch.probes import STALE_AFTER_SECS, Heartbeat
+from pvewatch.probes import STALE_AFTER_SECS, Heartbeat, Readiness
 
 BACKLOG = 128  # connections the kernel holds before accept; more are refused by it
 MAX_HEADERS = 64
@@ -63,6 +63,7 @@ class Listener:
         config: HttpConfig,
         *,
         metrics: Metrics,
+        readiness: Readiness,
         heartbeat: Heartbeat,
         logger: logging.Logger | None = None,
         stale_after_secs: float = STALE_AFTER_SECS,
@@ -72,7 +73,8 @@ class Listener:
         """`routes` come before the standard ones (/metrics, /healthz, /readyz)."""
         self._config = config
         self._log = logger or logging.getLogger("pvewatch.http")
-        self._routes = (*routes, *standard_routes(metrics, heartbeat, stale_after_secs))
+        standard = standard_routes(metrics, readiness, heartbeat, stale_after_secs)
+        self._routes = (*routes, *standard)
         self._auth = BasicAuth(config.basic_auth_users)
         self._limits = limits or Limits()
         self._sock: socket.socket | None = None

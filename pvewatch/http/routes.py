@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from pvewatch.http.auth import Auth
 from pvewatch.metrics import Metrics
-from pvewatch.probes import Heartbeat, Probe, liveness, readiness
+from pvewatch.probes import Heartbeat, Probe, Readiness, liveness
 
 GET_HEAD = frozenset({"GET", "HEAD"})
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
@@ -82,7 +82,7 @@ def not_found(routes: Sequence[Route]) -> Answer:
 
 
 def standard_routes(
-    metrics: Metrics, heartbeat: Heartbeat, stale_after_secs: float
+    metrics: Metrics, readiness: Readiness, heartbeat: Heartbeat, stale_after_secs: float
 ) -> tuple[Route, ...]:
     def scrape(asked: Asked) -> Answer:
         body, content_type = metrics.render(asked.headers.get("Accept"))
@@ -92,7 +92,7 @@ def standard_routes(
         return _probe(liveness(heartbeat.age(), stale_after_secs))
 
     def readyz(asked: Asked) -> Answer:
-        return _probe(readiness(metrics.progress(), metrics.monotonic()))
+        return _probe(readiness.probe())
 
     return (
         Route("/metrics", scrape, blocking=True),
