@@ -30,9 +30,9 @@ from pathlib import Path
 import httpx
 
 from bench.common import cpu_secs
-from pvewatch import daemon
 from pvewatch.config.load import load_config
 from pvewatch.config.types import Config
+from pvewatch.lifecycle import daemon
 from pvewatch.model import Event, ResourceRef, Severity, event_id
 from pvewatch.net.tls import build_transport
 from pvewatch.pipeline import ClusterWatcher

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import cpu_secs, peak_rss_mb, proc_rss_mb
-from pvewatch import daemon
 from pvewatch.config.load import load_config
+from pvewatch.lifecycle import daemon
 from pvewatch.sinks.table import SINK_TYPES
 
 

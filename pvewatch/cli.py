@@ -21,7 +21,7 @@ from pvewatch.errors import ConfigError, PvewatchError, StoreError
 from pvewatch.sinks.table import SINK_TYPES
 
 if TYPE_CHECKING:
-    from pvewatch.reload import ConfigSource
+    from pvewatch.lifecycle.reload import ConfigSource
 
 
 def _config_path(value: str | None) -> Path:
@@ -338,7 +338,7 @@ def _silence_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _silence(args: argparse.Namespace) -> int:
-    from pvewatch import silences
+    from pvewatch.operate import silences
 
     config = _load(_config_path(args.config))
     if config is None:
@@ -371,7 +371,7 @@ def _load(path: Path) -> Config | None:
 def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
     """The flag wins over the config's `log:`, which wins over the defaults."""
     from pvewatch.config.logging import LogConfig
-    from pvewatch.logs import setup_logging
+    from pvewatch.observability.logs import setup_logging
     from pvewatch.secret import secret_values
 
     log = config.log if config is not None else LogConfig()
@@ -383,7 +383,7 @@ def _setup_logging(args: argparse.Namespace, config: Config | None) -> None:
 def _config_source(args: argparse.Namespace) -> ConfigSource:
     """What SIGHUP reads: the same file, and the logging set up again for what it says."""
     from pvewatch.config.load import load_config
-    from pvewatch.reload import ConfigSource
+    from pvewatch.lifecycle.reload import ConfigSource
 
     path = _config_path(args.config)
     return ConfigSource(
@@ -432,12 +432,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         # A SIGHUP during start-up stays pending (its default action would end the
-        # process) until the event loop takes it: pvewatch.reload.Requests.install.
+        # process) until the event loop takes it: pvewatch.lifecycle.reload.Requests.install.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     if args.command in ("run", "once", "demo"):
         signal.signal(signal.SIGTERM, _exit_cleanly)
     if args.command in ("run", "once"):
-        from pvewatch import daemon
+        from pvewatch.lifecycle import daemon
 
         config = _load(_config_path(args.config))
         if config is None:
@@ -469,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return health_command(_config_path(args.config), os.environ, sys.stdout, args.timeout)
     if args.command == "demo":
-        from pvewatch.demo import run_demo
+        from pvewatch.operate.demo import run_demo
 
         _setup_logging(args, None)
         return run_demo(

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from pvewatch.config.rules import RulesConfig
 from pvewatch.errors import SourceError, StoreError
 from pvewatch.model import Event, Snapshot, SourceHealth
-from pvewatch.observe import NullObserver, Observer
+from pvewatch.observability.observe import NullObserver, Observer
 from pvewatch.store.base import Routing, Store
 from pvewatch.watch import health, tasks, thresholds
 from pvewatch.watch.diff import diff

@@ -20,7 +20,7 @@ import yaml
 from pvewatch import __version__
 from pvewatch.config.load import DEFAULT_CONFIG_PATH, load_config
 from pvewatch.config.types import DEFAULT_STORE_PATH, Config
-from pvewatch.daemon import FLUSH_TIMEOUT_SECS
+from pvewatch.lifecycle.daemon import FLUSH_TIMEOUT_SECS
 from pvewatch.sinks.table import SINK_TYPES
 from tests.need import tool
 

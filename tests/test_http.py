@@ -18,10 +18,10 @@ import pytest
 from pvewatch.config.types import HttpConfig, WebTlsConfig
 from pvewatch.errors import ConfigError
 from pvewatch.http.listener import Listener
-from pvewatch.metrics import Metrics
 from pvewatch.model import Resource, Snapshot
-from pvewatch.observe import Observer
-from pvewatch.probes import Heartbeat, Readiness
+from pvewatch.observability.metrics import Metrics
+from pvewatch.observability.observe import Observer
+from pvewatch.observability.probes import Heartbeat, Readiness
 from pvewatch.secret import Secret
 from pvewatch.simulator.certs import make_self_signed
 from tests.e2e.harness import wait_for

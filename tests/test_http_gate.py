@@ -18,7 +18,7 @@ from pvewatch.config.types import HttpConfig
 from pvewatch.http.gate import Limits
 from pvewatch.http.listener import Listener
 from pvewatch.http.routes import Answer, Asked, Route
-from pvewatch.probes import Heartbeat
+from pvewatch.observability.probes import Heartbeat
 from pvewatch.secret import Secret
 from tests.e2e.harness import wait_for
 from tests.test_http import HASH, LOCAL, new_metrics, new_readiness

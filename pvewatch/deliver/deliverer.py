@@ -32,7 +32,7 @@ from pvewatch.deliver.schedule import MAX_GROUP, RateLimit, is_new, plan_message
 from pvewatch.deliver.settings import Settings
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.model import Event
-from pvewatch.observe import NullObserver, Observer
+from pvewatch.observability.observe import NullObserver, Observer
 from pvewatch.sinks.base import Sink
 
 Line = tuple[str, str | None]

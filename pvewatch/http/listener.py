@@ -35,8 +35,8 @@ from pvewatch.errors import ConfigError
 from pvewatch.http.auth import BasicAuth
 from pvewatch.http.gate import Gatekeeper, Limits
 from pvewatch.http.routes import Answer, Asked, Route, find, not_found, standard_routes
-from pvewatch.metrics import Metrics
-from pvewatch.probes import STALE_AFTER_SECS, Heartbeat, Readiness
+from pvewatch.observability.metrics import Metrics
+from pvewatch.observability.probes import STALE_AFTER_SECS, Heartbeat, Readiness
 
 BACKLOG = 128  # connections the kernel holds before accept; more are refused by it
 MAX_HEADERS = 64

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from pvewatch.http.auth import Auth
-from pvewatch.metrics import Metrics
-from pvewatch.probes import Heartbeat, Probe, Readiness, liveness
+from pvewatch.observability.metrics import Metrics
+from pvewatch.observability.probes import Heartbeat, Probe, Readiness, liveness
 
 GET_HEAD = frozenset({"GET", "HEAD"})
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})

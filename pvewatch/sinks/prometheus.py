@@ -7,7 +7,7 @@
         filter: {types: ["guest.*"]}   # the events pvewatch_events_total counts
 
 Metrics-only: its row has no builder, so it gets no outbox rows and no Deliverer;
-`pvewatch.metrics` reads its options.
+`pvewatch.observability.metrics` reads its options.
 """
 
 from __future__ import annotations

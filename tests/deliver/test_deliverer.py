@@ -21,7 +21,7 @@ from pvewatch.deliver.policy import RetryPolicy
 from pvewatch.deliver.settings import Settings, settings_for
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.model import Event
-from pvewatch.observe import NullObserver
+from pvewatch.observability.observe import NullObserver
 from pvewatch.sinks.base import OpenSink
 from pvewatch.sinks.log import LogOptions
 from pvewatch.sinks.table import SINK_TYPES

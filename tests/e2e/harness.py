@@ -21,7 +21,7 @@ from pvewatch.config.types import (
     StoreConfig,
     TlsConfig,
 )
-from pvewatch.reload import ConfigSource
+from pvewatch.lifecycle.reload import ConfigSource
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
@@ -131,7 +131,7 @@ def running_watcher(
     import asyncio
     import threading
 
-    from pvewatch import daemon
+    from pvewatch.lifecycle import daemon
 
     started = threading.Event()
     state: dict[str, Any] = {}

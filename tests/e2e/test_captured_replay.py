@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pvewatch import daemon
+from pvewatch.lifecycle import daemon
 from tests.e2e.harness import control, read_events, simulator, watcher_config
 
 CAPTURED = Path(__file__).resolve().parents[2].parent / "shared" / "pve-api" / "captured"

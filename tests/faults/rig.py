@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from pvewatch import daemon
 from pvewatch.config.types import ClusterConfig, Config, HttpConfig, TlsConfig
+from pvewatch.lifecycle import daemon
 from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.pve.client import PveClient

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch import daemon
 from pvewatch.config.load import check_config, load_config
 from pvewatch.config.reading import Ctx, get_str, join
 from pvewatch.config.types import Config, SinkConfig, SinkOptions
 from pvewatch.errors import ConfigError, SinkError
+from pvewatch.lifecycle import daemon
 from pvewatch.model import Event
 from pvewatch.net.probe import Check
 from pvewatch.operate.connect import check_connections

@@ -10,7 +10,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from pvewatch import daemon
 from pvewatch.config.types import (
     ClusterConfig,
     Config,
@@ -19,6 +18,7 @@ from pvewatch.config.types import (
     StoreConfig,
     TlsConfig,
 )
+from pvewatch.lifecycle import daemon
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer

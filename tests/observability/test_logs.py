@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch.logs import journald_adds_timestamps, setup_logging
+from pvewatch.observability.logs import journald_adds_timestamps, setup_logging
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from pvewatch.config.types import SinkConfig
 from pvewatch.errors import StoreError
-from pvewatch.metrics import Metrics, MetricsOptions
 from pvewatch.model import Event, Resource, ResourceRef, Severity, Snapshot
+from pvewatch.observability.metrics import Metrics, MetricsOptions
 from pvewatch.routing import SinkFilter
 from pvewatch.sinks.log import LogOptions
 from pvewatch.sinks.prometheus import PrometheusOptions
@@ -28,7 +28,7 @@ from tests.prom import (
 )
 
 T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
-METRICS_DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 
 def guest(vmid: int, status: str = "running", **fields: object) -> Resource:

@@ -1,6 +1,6 @@
 """What asks the daemon to stop or to reload, and reading the config again for a reload.
 
-A reload is an in-process restart of the runtime (`pvewatch.daemon.run`): everything that
+A reload is an in-process restart of the runtime (`pvewatch.lifecycle.daemon.run`): everything that
 matters (snapshots, rule state, events, the outbox) lives in the store, so the daemon
 reads the config file again, and when it is valid winds the runtime down as for a stop
 (without the flush) and builds it again from the new config. An invalid file changes
@@ -28,9 +28,9 @@ from typing import Literal
 from pvewatch.config.types import Config, HttpConfig
 from pvewatch.errors import ConfigError
 from pvewatch.http.listener import Listener
-from pvewatch.metrics import Metrics
-from pvewatch.probes import Heartbeat, Readiness
-from pvewatch.systemd import Notifier, ServiceStatus
+from pvewatch.lifecycle.systemd import Notifier, ServiceStatus
+from pvewatch.observability.metrics import Metrics
+from pvewatch.observability.probes import Heartbeat, Readiness
 
 Request = Literal["stop", "reload"]
 

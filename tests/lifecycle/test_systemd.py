@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pvewatch.systemd import IMPORTANT_WAIT_SECS, Notifier, ServiceStatus, _watchdog_usec
+from pvewatch.lifecycle.systemd import IMPORTANT_WAIT_SECS, Notifier, ServiceStatus, _watchdog_usec
 from tests.e2e.harness import TOKEN, polls_served, simulator, wait_for
 
 

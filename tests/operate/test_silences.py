@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch import silences
 from pvewatch.cli import build_parser, parse_duration
 from pvewatch.config.types import StoreConfig
+from pvewatch.operate import silences
 from pvewatch.silence import parse_match
 from pvewatch.store.sqlite import SqliteStore
 from tests.pg import fresh_database

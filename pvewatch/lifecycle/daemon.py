@@ -24,20 +24,20 @@ from pvewatch.deliver.policy import RetryPolicy
 from pvewatch.deliver.settings import settings_for
 from pvewatch.errors import ConfigError, PvewatchError
 from pvewatch.http.listener import Listener
-from pvewatch.metrics import Metrics, MetricsOptions
+from pvewatch.lifecycle.reload import Carried, ConfigSource, Requests, reread
+from pvewatch.lifecycle.systemd import Notifier, ServiceStatus
 from pvewatch.model import Event
-from pvewatch.observe import Observers
+from pvewatch.observability.metrics import Metrics, MetricsOptions
+from pvewatch.observability.observe import Observers
+from pvewatch.observability.probes import Heartbeat, Readiness
 from pvewatch.pipeline import ClusterWatcher, PollResult
-from pvewatch.probes import Heartbeat, Readiness
 from pvewatch.pve.client import PveClient
-from pvewatch.reload import Carried, ConfigSource, Requests, reread
 from pvewatch.routing import route
 from pvewatch.sinks.base import OpenSink, SinkContext, SinkTypes, delivering
 from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.base import Store
 from pvewatch.store.leadership import Leadership, SoleLeader
 from pvewatch.store.opening import open_state
-from pvewatch.systemd import Notifier, ServiceStatus
 
 log = logging.getLogger("pvewatch")
 
@@ -234,7 +234,7 @@ async def run(
     sink_types: SinkTypes = SINK_TYPES,
 ) -> int:
     """`pvewatch run`: poll every cluster on its interval until SIGTERM/SIGINT or `stop`.
-    SIGHUP (or `reload`) applies the config `source` reads now (pvewatch.reload).
+    SIGHUP (or `reload`) applies the config `source` reads now (pvewatch.lifecycle.reload).
     `on_ready` is called at each READY=1; `on_listening` gets the listener's URL (its real
     port when http.listen asks for 0) each time it binds."""
     loop = asyncio.get_running_loop()

@@ -18,7 +18,7 @@ import pytest
 
 from pvewatch.config.load import load_config
 from pvewatch.errors import ConfigError
-from pvewatch.reload import ConfigSource, Requests, reread
+from pvewatch.lifecycle.reload import ConfigSource, Requests, reread
 from pvewatch.simulator.server import SimServer
 from pvewatch.sinks.table import SINK_TYPES
 from tests.config.test_web import HASH

@@ -7,7 +7,7 @@ series of a resource that went away disappear with it. Per resource nothing is k
 the cluster's last committed snapshot and the time of its last change event.
 
 The state series (`pvewatch_resource_*`, `pvewatch_cluster_*`; labels in
-`pvewatch.series`) are most of a scrape (two per resource) and change only when a poll
+`pvewatch.observability.series`) are most of a scrape (two per resource) and change only when a poll
 sees a change, so their encoded text is kept until then: scraping a 10,000-guest cluster
 then costs little, however many Prometheus servers ask. The pipeline series
 (`pvewatch_polls_total`, ... ; README "Metrics") and the process_* / python_* series of
@@ -42,14 +42,14 @@ from pvewatch import __version__
 from pvewatch.config.types import SinkConfig
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Snapshot
-from pvewatch.routing import route
-from pvewatch.series import (
+from pvewatch.observability.series import (
     RESOURCE_LABELS,
     Histogram,
     info_labels,
     resource_labels,
     up_value,
 )
+from pvewatch.routing import route
 from pvewatch.sinks.prometheus import PrometheusOptions
 
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -97,7 +97,7 @@ class _ClusterState:
 
 
 class Metrics:
-    """The Observer behind /metrics (what /readyz answers is pvewatch.probes.Readiness)."""
+    """The Observer behind /metrics (/readyz: pvewatch.observability.probes.Readiness)."""
 
     def __init__(
         self,

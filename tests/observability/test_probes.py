@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from pvewatch.probes import ClusterProgress, Heartbeat, Readiness, liveness, readiness
+from pvewatch.observability.probes import ClusterProgress, Heartbeat, Readiness, liveness, readiness
 
 
 @pytest.mark.parametrize(
