@@ -3,7 +3,7 @@ timestamps for the latency and delivery benchmarks. Its own process.
 
     python -m bench.probe CONFIG.yaml [--burst N]
 
-The components are the daemon's (`daemon.open_runtime`: store, sinks, deliverers,
+The components are the daemon's (`runtime.open_runtime`: store, sinks, deliverers,
 metrics); the watcher is built as the daemon builds it, except that its PVE client gets a
 transport that notes when the last byte of each /cluster/resources answer arrived — the
 "poll answer received" instant — without touching pvewatch's code. Polls run every
@@ -32,7 +32,7 @@ import httpx
 from bench.common import cpu_secs
 from pvewatch.config.load import load_config
 from pvewatch.config.types import Config
-from pvewatch.lifecycle import daemon
+from pvewatch.lifecycle import runtime
 from pvewatch.model import Event, ResourceRef, Severity, event_id
 from pvewatch.net.tls import build_transport
 from pvewatch.pipeline import ClusterWatcher
@@ -107,7 +107,7 @@ def emit(**fields: object) -> None:
 async def run(config: Config, burst: int) -> None:
     cluster = config.clusters[0]
     delivered = delivering(config.sinks, SINK_TYPES)
-    async with daemon.open_runtime(config) as rt:
+    async with runtime.open_runtime(config) as rt:
         clock = AnswerClock(build_transport(cluster.name, cluster.tls))
         client = PveClient(cluster, transport=clock)
         watcher = ClusterWatcher(
@@ -117,7 +117,7 @@ async def run(config: Config, burst: int) -> None:
             source=client,
             store=rt.store,
             sinks=functools.partial(route, delivered),
-            clock=daemon.utcnow,
+            clock=runtime.utcnow,
             on_commit=rt.wake_deliverers,
             rules=config.rules,
             observer=rt.metrics,
@@ -126,7 +126,7 @@ async def run(config: Config, burst: int) -> None:
         await watcher.poll()
         emit(ready=True, pid=os.getpid())
         if burst:
-            events = burst_events(burst, daemon.utcnow())
+            events = burst_events(burst, runtime.utcnow())
             route_to = functools.partial(route, delivered)
             await asyncio.to_thread(rt.store.record_events, events, route_to)
             emit(burst_at=time.time(), cpu_s=cpu_secs())

@@ -1,5 +1,5 @@
 """pvewatch under measurement: a process that runs the daemon's own components
-(`daemon.open_runtime`: store, sinks, metrics, client, watcher) and polls when told.
+(`runtime.open_runtime`: store, sinks, metrics, client, watcher) and polls when told.
 
     python -m bench.worker CONFIG.yaml
 
@@ -24,13 +24,13 @@ from typing import Any
 
 from bench.common import cpu_secs, peak_rss_mb, proc_rss_mb
 from pvewatch.config.load import load_config
-from pvewatch.lifecycle import daemon
+from pvewatch.lifecycle import runtime
 from pvewatch.sinks.table import SINK_TYPES
 
 
 async def serve(config_path: Path) -> None:
     config = load_config(config_path, os.environ, sink_types=SINK_TYPES)
-    async with daemon.open_runtime(config, serve_http=config.http.listen is not None) as rt:
+    async with runtime.open_runtime(config, serve_http=config.http.listen is not None) as rt:
         watcher = rt.watchers[0]
         url = rt.listener.url if rt.listener is not None else None
         loop = asyncio.get_running_loop()

@@ -1,6 +1,6 @@
 """pvewatch in-process against the simulator, polled by hand: the daemon's own wiring
-(`daemon.open_runtime`) without its scheduler, so a test decides when each poll happens
-and what the API answers to it."""
+(`pvewatch.lifecycle.runtime.open_runtime`) without its scheduler, so a test decides when
+each poll happens and what the API answers to it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from pvewatch.config.types import ClusterConfig, Config, HttpConfig, TlsConfig
-from pvewatch.lifecycle import daemon
+from pvewatch.lifecycle.runtime import Runtime, open_runtime
 from pvewatch.model import Event
 from pvewatch.pipeline import ClusterWatcher, PollResult
 from pvewatch.pve.client import PveClient
@@ -76,7 +76,7 @@ def fault(kind: str, count: int = 3, **extra: Any) -> dict[str, Any]:
 @dataclass
 class Rig:
     sim: SimServer
-    runtime: daemon.Runtime
+    runtime: Runtime
     events_file: Path
 
     async def poll(self) -> PollResult:
@@ -127,7 +127,7 @@ async def watching(
     """`serve_http`: with the /metrics, /healthz, /readyz listener on a free port."""
     if serve_http:
         config = dataclasses.replace(config, http=HttpConfig(listen="127.0.0.1:0"))
-    async with daemon.open_runtime(config, serve_http=serve_http) as runtime:
+    async with open_runtime(config, serve_http=serve_http) as runtime:
         options = config.sinks[0].options
         assert isinstance(options, LogOptions)
         yield Rig(sim, runtime, Path(options.path))
