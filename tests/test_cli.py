@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from pvewatch import __version__
-from pvewatch.cli import build_parser
+from pvewatch.cli import COMMANDS, Command, build_parser
 from tests.e2e.harness import TOKEN, control, simulator
 
 
@@ -44,6 +46,30 @@ def test_every_subcommand_has_help(command: str) -> None:
     assert result.stdout.startswith(f"usage: pvewatch {command}")
     # Every command shows how it is used, after its options.
     assert "\nexample:\n  pvewatch " in result.stdout
+
+
+def _leaves(commands: Sequence[Command]) -> list[Command]:
+    return [leaf for c in commands for leaf in (_leaves(c.actions) if c.actions else [c])]
+
+
+@pytest.mark.parametrize("command", _leaves(COMMANDS), ids=lambda c: c.name)
+def test_every_command_runs_a_function_of_its_feature(command: Command) -> None:
+    function = command.function()
+    assert function.__module__ == command.run.partition(":")[0]
+    assert list(inspect.signature(function).parameters) == ["args"]
+
+
+def test_parsing_loads_no_implementation() -> None:
+    # So that `pvewatch health` (the image's HEALTHCHECK) starts quickly, and `run` holds
+    # SIGHUP before the daemon's imports (tests/e2e/test_lifecycle.py).
+    heavy = ("httpx", "aiohttp", "apscheduler", "sqlite3", "prometheus_client")
+    code = (
+        "import sys; from pvewatch.cli import build_parser; build_parser().parse_args(['run']);"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    run = [sys.executable, "-c", code]
+    result = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_broken_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:

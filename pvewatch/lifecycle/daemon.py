@@ -8,17 +8,20 @@ old config when the new one cannot start.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Coroutine
 from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from pvewatch.config.types import Config
 from pvewatch.errors import ConfigError, PvewatchError
+from pvewatch.lifecycle import startup
 from pvewatch.lifecycle.reload import Carried, ConfigSource, Requests, reread
 from pvewatch.lifecycle.runtime import Runtime, open_runtime, utcnow
 from pvewatch.lifecycle.systemd import Notifier, ServiceStatus
@@ -261,3 +264,29 @@ async def once(config: Config, *, sink_types: SinkTypes = SINK_TYPES) -> int:
         if not flushed:
             log.warning("some events could not be delivered yet; they stay queued")
     return 0 if all(r.ok for r in results) else 1
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`pvewatch run`: 0 once stopped, 2 for a bad config, 1 when it cannot start."""
+    config = startup.load_from(args)
+    if config is None:
+        return 2
+    startup.logging_from(args, config)
+    return _started("run", lambda: run(config, source=startup.config_source(args)))
+
+
+def once_command(args: argparse.Namespace) -> int:
+    """`pvewatch once`: 0 when every cluster was polled, 1 otherwise, 2 for a bad config."""
+    config = startup.load_from(args)
+    if config is None:
+        return 2
+    startup.logging_from(args, config)
+    return _started("once", lambda: once(config))
+
+
+def _started(command: str, main: Callable[[], Coroutine[None, None, int]]) -> int:
+    try:
+        return asyncio.run(main())
+    except PvewatchError as e:  # e.g. http.listen in use, the store unreadable
+        print(f"pvewatch {command}: {e}", file=sys.stderr)
+        return 1

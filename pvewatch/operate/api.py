@@ -7,8 +7,11 @@ itself, so nothing typed on the command line can change a cluster.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +21,7 @@ from pvewatch.config.load import load_config
 from pvewatch.config.types import ClusterConfig
 from pvewatch.config.values import API_PREFIX
 from pvewatch.errors import ConfigError, SourceError
+from pvewatch.lifecycle import startup
 from pvewatch.pve.client import PveClient
 from pvewatch.sinks.table import SINK_TYPES
 
@@ -116,3 +120,16 @@ def api_command(
     if text:
         print(text, file=out)
     return 0
+
+
+def api_get_command(args: argparse.Namespace) -> int:
+    """`pvewatch api get PATH`."""
+    return api_command(
+        startup.config_path(args.config),
+        os.environ,
+        args.path,
+        cluster=args.cluster,
+        output=args.output,
+        out=sys.stdout,
+        err=sys.stderr,
+    )

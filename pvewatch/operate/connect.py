@@ -11,9 +11,12 @@ the missing privilege. Then every sink, through its type's `check`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import logging
+import os
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Any, TextIO
 from pvewatch.config.load import check_config, load_config
 from pvewatch.config.types import ClusterConfig, Config, SinkConfig
 from pvewatch.errors import ConfigError, SourceAuthError, SourceError, SourceUnreachable
+from pvewatch.lifecycle import startup
 from pvewatch.net.probe import Check, ProbeError, host_port, reach
 from pvewatch.net.tls import unverified_context
 from pvewatch.operate.report import Section, exit_code, render
@@ -226,3 +230,11 @@ def check_and_connect(path: Path, env: Mapping[str, str], out: TextIO, err: Text
     for line in render(sections):
         print(line, file=out)
     return exit_code(sections)
+
+
+def check_config_command(args: argparse.Namespace) -> int:
+    """`pvewatch check-config [--connect]`."""
+    path = startup.config_path(args.config)
+    if args.connect:
+        return check_and_connect(path, os.environ, sys.stdout, sys.stderr)
+    return check_config(path, os.environ, sys.stdout, sys.stderr, sink_types=SINK_TYPES)

@@ -6,14 +6,18 @@ Each takes the loaded config and the output streams and returns the exit code: 0
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import dataclasses
 import json
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO, TypeVar
 
 from pvewatch.config.types import Config
 from pvewatch.errors import ConfigError, SinkError, StoreError
+from pvewatch.lifecycle import startup
 from pvewatch.model import Event, format_time
 from pvewatch.sinks.base import SinkContext, SinkTypes, Tried, delivering, sink_type
 from pvewatch.sinks.formats.sample import sample_event
@@ -187,3 +191,30 @@ async def sink_test(
     for line in tried.lines:
         print(line, file=out)
     return 0 if tried.delivered else 1
+
+
+def deliveries_command(args: argparse.Namespace) -> int:
+    """`pvewatch deliveries`."""
+    config = startup.load_from(args)
+    if config is None:
+        return 2
+    return list_deliveries(
+        config, sink=args.sink, state=args.state, as_json=args.json, limit=args.limit,
+        out=sys.stdout, err=sys.stderr,
+    )  # fmt: skip
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    """`pvewatch replay`."""
+    config = startup.load_from(args)
+    if config is None:
+        return 2
+    return replay(config, sink=args.sink, event_id=args.event, out=sys.stdout, err=sys.stderr)
+
+
+def test_sink_command(args: argparse.Namespace) -> int:
+    """`pvewatch test-sink NAME`."""
+    config = startup.load_from(args)
+    if config is None:
+        return 2
+    return asyncio.run(sink_test(config, args.name, out=sys.stdout, err=sys.stderr))

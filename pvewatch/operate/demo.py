@@ -3,9 +3,9 @@ with the simulator's certificate fingerprint pinned. Events print as they happen
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -18,7 +18,7 @@ from pvewatch.config.types import (
     StoreConfig,
     TlsConfig,
 )
-from pvewatch.lifecycle import daemon
+from pvewatch.lifecycle import daemon, startup
 from pvewatch.secret import Secret
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.server import SimServer
@@ -91,5 +91,12 @@ def _banner(url: str, fingerprint: str, churn: float, duration: float | None) ->
     )
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_demo(duration_secs=None, guests=12, churn_per_min=20, interval_secs=2))
+def demo_command(args: argparse.Namespace) -> int:
+    """`pvewatch demo`."""
+    startup.logging_from(args, None)
+    return run_demo(
+        duration_secs=args.duration,
+        guests=args.guests,
+        churn_per_min=args.churn,
+        interval_secs=args.interval,
+    )

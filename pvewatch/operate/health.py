@@ -16,10 +16,13 @@ only: this runs every 30 s, and a quick start matters more than a richer client.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
+import os
 import socket
 import ssl
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.client import HTTPConnection, HTTPException, HTTPSConnection
@@ -29,6 +32,7 @@ from typing import TextIO
 from pvewatch.config.service import load_http_config
 from pvewatch.config.types import HttpConfig
 from pvewatch.errors import ConfigError
+from pvewatch.lifecycle import startup
 
 DEFAULT_TIMEOUT_SECS = 5.0
 _MAX_BODY_BYTES = 64 * 1024
@@ -48,7 +52,7 @@ class _Unhealthy(Exception):
     """A reason to report, raised from deep inside the probe."""
 
 
-def health_command(
+def report_health(
     path: Path, env: Mapping[str, str], out: TextIO, timeout_secs: float = DEFAULT_TIMEOUT_SECS
 ) -> int:
     """`pvewatch health`: one line on `out`; 0 healthy, 1 not (also for a bad config: a
@@ -192,3 +196,8 @@ def _client_cert_hint(http: HttpConfig) -> str:
     if http.health_check.cert_file is None:
         return " (the listener asks for client certificates: set http.health_check.cert_file)"
     return ""
+
+
+def health_command(args: argparse.Namespace) -> int:
+    """`pvewatch health`."""
+    return report_health(startup.config_path(args.config), os.environ, sys.stdout, args.timeout)

@@ -7,12 +7,18 @@ running daemon reads the silences at every poll, so a change takes effect at the
 
 from __future__ import annotations
 
+import argparse
 import json
-from datetime import datetime, timedelta
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from pvewatch.config.types import StoreConfig
+from pvewatch.errors import StoreError
+from pvewatch.lifecycle import startup
 from pvewatch.model import format_time
 from pvewatch.silence import Silence, parse_match
 from pvewatch.store.base import Store
@@ -117,3 +123,38 @@ def _line(silence: Silence, now: datetime) -> str:
         f"{silence.id}\t{state(silence, now)}\tuntil {format_time(silence.ends_at)}"
         f"\t{silence.match}{comment}{by}"
     )
+
+
+def add_command(args: argparse.Namespace) -> int:
+    """`pvewatch silence add`."""
+    by = args.by or os.environ.get("USER") or None
+    return _in_store(
+        args,
+        lambda store, now: add(
+            store, args.match, args.duration, args.comment, by, now, sys.stdout, sys.stderr
+        ),
+    )
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """`pvewatch silence list`."""
+    return _in_store(
+        args,
+        lambda store, now: show(store, now, sys.stdout, everything=args.all, as_json=args.json),
+    )
+
+
+def remove_command(args: argparse.Namespace) -> int:
+    """`pvewatch silence remove ID`."""
+    return _in_store(args, lambda store, now: remove(store, args.id, sys.stdout, sys.stderr))
+
+
+def _in_store(args: argparse.Namespace, action: Callable[[Where, datetime], int]) -> int:
+    config = startup.load_from(args)
+    if config is None:
+        return 2
+    try:
+        return action(config.store, datetime.now(UTC))
+    except StoreError as e:
+        print(f"cannot use the state store: {e}", file=sys.stderr)
+        return 1

@@ -6,13 +6,16 @@ With PostgreSQL the leader is the replica whose session holds the cluster's lock
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 from pvewatch.config.types import Config
 from pvewatch.errors import StoreError
+from pvewatch.lifecycle import startup
 from pvewatch.model import SourceHealth, format_time
 from pvewatch.store.base import ClusterStatus
 from pvewatch.store.opening import open_store
@@ -86,3 +89,11 @@ def _table(rows: Sequence[ClusterStatus], now: datetime, *, single: bool) -> str
         + line[4]
         for line in lines
     )
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """`pvewatch status`."""
+    config = startup.load_from(args)
+    if config is None:
+        return 2
+    return show_status(config, datetime.now(UTC), sys.stdout, sys.stderr, as_json=args.json)
