@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pvewatch import __version__
-from pvewatch.cli import COMMANDS, Command, build_parser
+from pvewatch.cli import build_parser
+from pvewatch.commands import COMMANDS, Command
 from tests.e2e.harness import TOKEN, control, simulator
 
 

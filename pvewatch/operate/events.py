@@ -4,25 +4,22 @@ them or one JSON object per line."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from pvewatch.commands import parse_duration
 from pvewatch.errors import StoreError
 from pvewatch.lifecycle import startup
 from pvewatch.sinks.log import format_text
 from pvewatch.store.opening import open_store
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
 
 def parse_since(value: str, now: datetime) -> datetime:
     """`30s`, `15m`, `1h`, `2d` ago, or an ISO 8601 time (UTC if no offset)."""
-    m = _DURATION.match(value.strip())
-    if m:
-        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    with contextlib.suppress(argparse.ArgumentTypeError):
+        return now - parse_duration(value)
     try:
         t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:

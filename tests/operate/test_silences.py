@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pvewatch.cli import build_parser, parse_duration
+from pvewatch.cli import build_parser
+from pvewatch.commands import parse_duration
 from pvewatch.config.types import StoreConfig
 from pvewatch.operate import silences
 from pvewatch.silence import parse_match
