@@ -33,10 +33,13 @@ soak: $(STAMP)
 faults-report:
 	$(BIN)/python -m tests.faults.report
 
+# The layers, the pure core's imports and the length of modules (tests/test_layers.py)
+# are checked here too: a second, and they are what a refactor breaks first.
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -13,6 +13,9 @@ timeout. A sink that raises something unexpected, hangs or fails forever only de
 its own events: it never ends the loop, and never blocks polling or the other sinks. A
 sink whose receiver answers 410 Gone is disabled until pvewatch restarts or reloads; its
 events stay queued.
+
+Over 350 lines: one class, the loop of one sink; its stages (policy, schedule,
+attempt) are already modules of their own.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ An answer is bounded: `timeout_secs` is the whole request to one endpoint (conne
 every byte of the answer), and its body is read up to `max_response_bytes` (decoded), so
 a server that trickles or floods ends as one failed poll (`SourceTimeout`,
 `SourceBadResponse`) instead of holding the poll or the memory.
+
+Over 350 lines: one class, the one place that calls httpx for PVE, with the
+translation of every transport and HTTP error beside the calls.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ One connection shared by threads under one lock; it is opened again on the next 
 after it broke (the server restarted, the network failed, the backend was terminated).
 psycopg is imported here and in pvewatch.store.pg_leader only; its errors become
 `StoreError` in one place, `_translated`. Messages name the server, never the password.
+
+Over 350 lines: one class, the whole Store protocol on PostgreSQL with its fencing;
+its SQL is in `postgres_sql`, what both backends write and read in `rows`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ one lock. Times are stored as UTC epoch seconds (REAL). sqlite3 errors become
 To make an unchanged poll of a big cluster cheap, the last committed snapshot of each
 cluster is kept in memory and compared in Python. `PRAGMA data_version` tells when
 another connection wrote the file; the cache is dropped then.
+
+Over 350 lines: one class, the whole Store protocol on SQLite; its SQL is in
+`sqlite_sql`, what both backends write and read in `rows`.
 """
 
 from __future__ import annotations
