@@ -1,4 +1,4 @@
-"""What the pipeline tells whoever watches it (the metrics module, tests).
+"""What the pipeline tells whoever watches it (the metrics, readiness, tests).
 
 Components take an `Observer` explicitly; `NullObserver` is the default. Observers must be
 quick and must not raise: they run inside the poll and the delivery loop.
