@@ -10,7 +10,7 @@ otherwise, in an HTML comment (invisible on GitHub):
 - `<!-- not a pvewatch config: WHAT -->`: someone else's YAML (Prometheus rules, ...).
 
 Checked elsewhere: the metric reference against the registry and its alerts with promtool
-(tests/test_metrics.py, tests/test_deploy.py), the signing receiver's code
+(tests/observability/test_metrics.py, tests/test_deploy.py), the signing receiver's code
 (tests/sinks/test_signing.py).
 """
 
@@ -25,9 +25,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from pvewatch.config import load_config
+from pvewatch.config.load import load_config
 from pvewatch.errors import ConfigError
 from pvewatch.model import EVENT_TYPES, Event
+from pvewatch.sinks.table import SINK_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -218,7 +219,9 @@ def test_every_config_example_loads(block: Block, tmp_path: Path) -> None:
     for name in re.findall(r"^\s*- name: (\S+)", text, flags=re.MULTILINE):
         (credentials / f"{name}.token").write_text(f"pvewatch@pve!{name}=0123-abcd\n")
     try:
-        load_config(path, {**DOC_ENV, "CREDENTIALS_DIRECTORY": str(credentials)})
+        load_config(
+            path, {**DOC_ENV, "CREDENTIALS_DIRECTORY": str(credentials)}, sink_types=SINK_TYPES
+        )
     except ConfigError as e:
         problems = [p for p in e.problems if not _MISSING_FILE.search(p)]
         assert not problems, f"{block.where}:\n{text}\n" + "\n".join(problems)
@@ -237,7 +240,7 @@ def test_a_wrong_example_would_fail(tmp_path: Path) -> None:
     path = tmp_path / "watch.yaml"
     path.write_text(config_text(bad) or "")
     with pytest.raises(ConfigError) as e:
-        load_config(path, DOC_ENV)
+        load_config(path, DOC_ENV, sink_types=SINK_TYPES)
     assert not any(_MISSING_FILE.search(p) for p in e.value.problems)
 
 
