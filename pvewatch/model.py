@@ -354,6 +354,49 @@ EVENT_TYPES: Mapping[str, EventType] = {
             "node.flapping_ended", _I, "A flapping node is stable again (warning if offline)."
         ),
         EventType("storage.flapping", _W, "A storage changed status too often."),
+        # The health checks beside the poll (pvewatch.checking, pvewatch.watch.checks).
+        EventType("ha.resource_error", _C, "An HA resource entered `error` or `fence`."),
+        EventType("ha.resource_recovered", _I, "An HA resource left `error` / `fence`."),
+        EventType("ha.resource_state_changed", _I, "Any other HA state change of a resource."),
+        EventType("ha.node_fenced", _C, "The HA manager fences a node."),
+        EventType("ha.node_recovered", _I, "A fenced node is back in HA (online, ...)."),
+        EventType("ceph.health_warn", _W, "Ceph's overall health is HEALTH_WARN."),
+        EventType("ceph.health_err", _C, "Ceph's overall health is HEALTH_ERR."),
+        EventType("ceph.health_ok", _I, "Ceph's overall health is HEALTH_OK again."),
+        EventType(
+            "ceph.check_raised",
+            _W,
+            "A Ceph health check appeared (`details.code`, `details.message`); critical for "
+            "HEALTH_ERR checks, info when muted.",
+        ),
+        EventType("ceph.check_cleared", _I, "A Ceph health check is gone."),
+        EventType(
+            "replication.failed",
+            _W,
+            "A replication job fails (`fail_count` > 0 or `error`); critical from "
+            "`fail_count` 3. resource.id `replication/<job id>`.",
+        ),
+        EventType("replication.recovered", _I, "A failing replication job synced again."),
+        EventType("qdevice.disconnected", _C, "The QDevice is no longer connected."),
+        EventType("qdevice.connected", _I, "The QDevice is connected again."),
+        EventType(
+            "certificate.expiring",
+            _W,
+            "A node certificate expires within `warn_days`; critical within `critical_days`.",
+        ),
+        EventType("certificate.renewed", _I, "An expiring certificate was renewed."),
+        EventType("disk.failed", _C, "A disk's SMART health is not PASSED / OK."),
+        EventType("disk.healthy", _I, "A disk's SMART health is PASSED / OK again."),
+        EventType(
+            "zfs.degraded",
+            _W,
+            "A ZFS pool is not ONLINE; critical when FAULTED or UNAVAIL.",
+        ),
+        EventType("zfs.online", _I, "A ZFS pool is ONLINE again."),
+        EventType("backup.not_covered", _W, "A guest is in no backup job."),
+        EventType("backup.covered", _I, "A guest is in a backup job again."),
+        EventType("backup.stale", _W, "A guest's newest backup is older than `max_age_hours`."),
+        EventType("backup.fresh", _I, "A guest has a backup within `max_age_hours` again."),
         EventType(
             "storage.flapping_ended",
             _I,

@@ -98,6 +98,12 @@ class ClusterWatcher:
         self._health = SourceHealth()
         self._stale = False
 
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The last committed snapshot (None before the first poll): the health checks
+        read the online nodes and the guests from it."""
+        return self._snapshot
+
     def forget(self) -> None:
         """From the next poll on, start again from the stored state: another replica may
         have led the cluster and committed polls meanwhile. A poll in flight finishes as

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from pvewatch.config.checks import CheckConfig
 from pvewatch.config.logging import LogConfig
 from pvewatch.config.rules import RulesConfig
 from pvewatch.routing import SinkFilter
@@ -56,6 +57,9 @@ class ClusterConfig:
     timeout_secs: float = 10.0  # one request, answer included, to one endpoint
     source_failure_threshold: int = 3
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # decoded (after gzip)
+    # The health checks beside the poll (pvewatch.config.checks). A config file without
+    # `checks:` gets every check; a config built in code, none unless it names them.
+    checks: tuple[CheckConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -211,6 +211,21 @@ def _scheduler(runtime: Runtime, status: ServiceStatus, notifier: Notifier) -> A
             next_run_time=utcnow(),
             id=f"poll:{cluster.name}",
         )
+    for runner in runtime.checks:
+        # Its own schedule, never the poll's: the first run a few seconds after the first
+        # poll (it reads the nodes and guests of the poll's snapshot).
+        interval = runner.check.interval_secs
+        scheduler.add_job(
+            runner.run,
+            "interval",
+            seconds=interval,
+            jitter=min(5.0, interval / 10),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(interval)),
+            next_run_time=utcnow() + timedelta(seconds=min(interval, 2.0)),
+            id=f"check:{runner.cluster}:{runner.name}",
+        )
     scheduler.add_job(
         _prune, "interval", hours=1, args=(runtime,), next_run_time=utcnow(), id="prune"
     )
@@ -222,6 +237,8 @@ async def _stop_polling(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
     scheduler.pause()
     for watcher in runtime.watchers:
         await watcher.close()
+    for runner in runtime.checks:
+        await runner.close()
 
 
 def _ready(service: Carried, on_ready: Callable[[], None]) -> None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pvewatch.checking import CheckResult, CheckRunner
 from pvewatch.config.types import Config
 from pvewatch.deliver.deliverer import Deliverer
 from pvewatch.deliver.policy import RetryPolicy
@@ -55,6 +56,7 @@ class Runtime:
     # Set once the first share is taken: a cluster taken over later is polled at once.
     poll_on_takeover: bool = False
     takeover_polls: set[asyncio.Task[PollResult]] = field(default_factory=set)
+    checks: list[CheckRunner] = field(default_factory=list)  # the health checks beside the polls
 
     def leader_changed(self, cluster: str, leading: bool) -> None:
         """This replica took or gave up a cluster (replicas sharing a PostgreSQL store):
@@ -73,7 +75,14 @@ class Runtime:
 
     def polling(self, cluster: str) -> bool:
         """A poll of `cluster` is in flight: leadership does not change hands then."""
-        return any(w.cluster == cluster and w.lock.locked() for w in self.watchers)
+        polls = (w.lock.locked() for w in self.watchers if w.cluster == cluster)
+        checks = (c.lock.locked() for c in self.checks if c.cluster == cluster)
+        return any(polls) or any(checks)
+
+    def check_finished(self, cluster: str, name: str, result: CheckResult) -> None:
+        self.metrics.checks.check_finished(
+            cluster, name, result.status, result.requests, result.gauges
+        )
 
     def wake_deliverers(self, events: list[Event]) -> None:
         for d in self.deliverers:
@@ -182,6 +191,28 @@ async def open_runtime(
             )
             for cluster, client in zip(config.clusters, clients, strict=True)
         ]
+        runtime.checks = [
+            CheckRunner(
+                cluster=cluster.name,
+                check=check,
+                source=client,
+                store=store,
+                sinks=functools.partial(route, delivered),
+                clock=utcnow,
+                snapshot=lambda w=watcher: w.snapshot,  # type: ignore[misc]
+                rules=config.rules,
+                leading=functools.partial(leadership.leads, cluster.name),
+                on_commit=runtime.wake_deliverers,
+                on_run=runtime.check_finished,
+                logger=log,
+                resumed=resumed,
+            )
+            for cluster, client, watcher in zip(
+                config.clusters, clients, runtime.watchers, strict=True
+            )
+            for check in cluster.checks
+        ]
+        metrics.checks.forget((r.cluster, r.name) for r in runtime.checks)
         # This replica's first share of the clusters before the first polls; then a look
         # every few seconds (PostgreSQL; with SQLite it leads everything, always).
         for cluster in config.clusters:

@@ -1,7 +1,8 @@
 """The Prometheus metrics: what pvewatch watches and how its own pipeline is doing.
 
-`Metrics` is the pipeline's `Observer` (polls, deliveries, sinks) and the only module that
-imports prometheus_client. Series are built at scrape time by custom collectors on a
+`Metrics` is the pipeline's `Observer` (polls, deliveries, sinks) and, with the health
+checks' collector (`check_metrics`), the only module that imports prometheus_client.
+Series are built at scrape time by custom collectors on a
 registry of its own (never the global one), so there are no `*_created` series, and the
 series of a resource that went away disappear with it. Per resource nothing is kept but
 the cluster's last committed snapshot and the time of its last change event.
@@ -45,6 +46,7 @@ from pvewatch import __version__
 from pvewatch.config.types import SinkConfig
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Snapshot
+from pvewatch.observability.check_metrics import CheckMetrics
 from pvewatch.observability.series import (
     RESOURCE_LABELS,
     Histogram,
@@ -135,6 +137,8 @@ class Metrics:
         self.reconfigure(clusters=clusters, sinks=sinks, store=store, options=options)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Pipeline(self))
+        self.checks = CheckMetrics(clock)
+        self.registry.register(self.checks)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)

@@ -58,6 +58,22 @@ class ClusterStatus:
     leader_since: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """What `check_states(cluster)` says of one health check (pvewatch.checking), for the
+    status page: its `name` (`ha`, `ceph`, `replication`, `qdevice`, `certificates`,
+    `disks`, `backups`), `status` — `up` (read, watching), `idle` (the feature is not set
+    up), `disabled` (403: the token lacks the privilege; `detail` names it) or `failing`
+    (the last run could not read: `detail` says why) —, when it last ran (None: never) and
+    how many of its conditions are open (reported and not yet resolved)."""
+
+    name: str
+    status: str  # "up" | "idle" | "disabled" | "failing"
+    last_run: datetime | None
+    open_conditions: int
+    detail: str | None = None
+
+
 # Which sinks get an outbox row for an event: every sink in a list, or what a function of the
 # event says (sink filters, silences). An event routed nowhere is still recorded.
 Routing = Sequence[str] | Callable[[Event], Sequence[str]]
@@ -104,6 +120,31 @@ class Store(Protocol):
     ) -> None: ...
 
     def silences(self, now: datetime | None = None) -> list[Silence]: ...
+
+    # --- what the health checks use (pvewatch.checking) --------------------------------
+
+    def load_check(self, cluster: str, name: str) -> dict[str, Any]:
+        """What check `name` of `cluster` remembered at its last commit; {} if nothing."""
+        ...
+
+    def commit_check(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        state: Mapping[str, Any],
+        status: CheckState,
+        events: Sequence[Event],
+        sinks: Routing,
+    ) -> None:
+        """One run of a check in one transaction: its memory, its status and its events
+        with their outbox rows (known event ids skipped). PostgreSQL: only while this
+        replica leads the cluster."""
+        ...
+
+    def check_states(self, cluster: str) -> list[CheckState]:
+        """The state of each check of `cluster` that ever ran, by name."""
+        ...
 
     # --- what delivery uses: the outbox ------------------------------------------------
 

@@ -33,7 +33,7 @@ from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
 from pvewatch.store import postgres_sql as sql
-from pvewatch.store.base import ClusterStatus, Fencing, OutboxItem, Routing
+from pvewatch.store.base import CheckState, ClusterStatus, Fencing, OutboxItem, Routing
 from pvewatch.store.leadership import lock_key
 from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
 
@@ -199,6 +199,46 @@ class PostgresStore:
         # Only now is it committed; a rolled-back poll must not reach the cache.
         if stored is not None:
             self._committed[cluster] = (xmin, stored)
+
+    def load_check(self, cluster: str, name: str) -> dict[str, Any]:
+        """What check `name` of `cluster` stored at its last run; {} if nothing."""
+        with self._transaction(f"load check {name} of {cluster!r}") as cur:
+            cur.execute(sql.SELECT_CHECK, (cluster, name))
+            found = cur.fetchone()
+        return {} if found is None else self._read.rule_state(cluster, found[0])
+
+    def commit_check(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        state: Mapping[str, Any],
+        status: CheckState,
+        events: Sequence[Event],
+        sinks: Routing,
+    ) -> None:
+        """One run of a check (see Store.commit_check); with fencing, only while this
+        replica leads the cluster (else NotLeader, nothing written)."""
+        now = self._clock()
+        what = f"commit check {name} of {cluster!r}"
+        data = to_json(dict(state), f"check {name} of {cluster!r}")
+        last = None if status.last_run is None else _utc(status.last_run)
+        row = (cluster, name, status.status, status.detail, last, status.open_conditions, data)
+        with self._transaction(what) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(cluster, "commit"),))
+            self._check_leader(cur, cluster, what)
+            cur.execute(sql.UPSERT_CHECK, row)
+            self._changes += 1
+            self._write_events(cur, events, sinks, now)
+
+    def check_states(self, cluster: str) -> list[CheckState]:
+        with self._transaction(f"read the checks of {cluster!r}") as cur:
+            cur.execute(sql.SELECT_CHECKS, (cluster,))
+            rows = cur.fetchall()
+        return [
+            CheckState(name, status, None if last is None else _dt(last), n, detail)
+            for name, status, last, n, detail in rows
+        ]
 
     def clusters(self) -> list[str]:
         with self._transaction("list clusters") as cur:

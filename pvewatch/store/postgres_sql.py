@@ -73,6 +73,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             replica text NOT NULL,
             since timestamptz NOT NULL)""",
     ),
+    (
+        # The health checks (pvewatch.checking): each one's memory (open and pending
+        # conditions, JSON) and its status for `check_states`, written with its events.
+        """CREATE TABLE check_state (
+            cluster text NOT NULL,
+            name text NOT NULL,
+            status text NOT NULL,
+            detail text,
+            last_run timestamptz,
+            open_count integer NOT NULL,
+            data text NOT NULL,
+            PRIMARY KEY (cluster, name))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -207,3 +220,15 @@ def glob_to_regex(pattern: str) -> str:
             out.append("\\" + ch if not ch.isalnum() else ch)
         i += 1
     return "".join(out) + "$"
+
+
+UPSERT_CHECK = """
+    INSERT INTO check_state (cluster, name, status, detail, last_run, open_count, data)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (cluster, name) DO UPDATE SET status = excluded.status,
+        detail = excluded.detail, last_run = excluded.last_run,
+        open_count = excluded.open_count, data = excluded.data"""
+SELECT_CHECK = "SELECT data FROM check_state WHERE cluster = %s AND name = %s"
+SELECT_CHECKS = """
+    SELECT name, status, last_run, open_count, detail FROM check_state
+    WHERE cluster = %s ORDER BY name"""

@@ -35,7 +35,7 @@ from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
 from pvewatch.store import sqlite_sql as sql
-from pvewatch.store.base import ClusterStatus, OutboxItem, Routing
+from pvewatch.store.base import CheckState, ClusterStatus, OutboxItem, Routing
 from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
@@ -169,6 +169,40 @@ class SqliteStore:
             # Only now is it on disk; a rolled-back poll must not reach the cache.
             if snapshot is not None:
                 self._committed[cluster] = dict(snapshot.resources)
+
+    def load_check(self, cluster: str, name: str) -> dict[str, Any]:
+        """What check `name` of `cluster` stored at its last run; {} if nothing."""
+        with self._lock, self._transaction(f"load check {name} of {cluster!r}") as conn:
+            found = conn.execute(sql.SELECT_CHECK, (cluster, name)).fetchone()
+        return {} if found is None else self._read.rule_state(cluster, found[0])
+
+    def commit_check(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        state: Mapping[str, Any],
+        status: CheckState,
+        events: Sequence[Event],
+        sinks: Routing,
+    ) -> None:
+        """One run of a check (see Store.commit_check), in one transaction."""
+        now = _ts(self._clock())
+        data = to_json(dict(state), f"check {name} of {cluster!r}")
+        last = None if status.last_run is None else _ts(status.last_run)
+        row = (cluster, name, status.status, status.detail, last, status.open_conditions, data)
+        what = f"commit check {name} of {cluster!r}"
+        with self._lock, self._transaction(what, write=True) as conn:
+            conn.execute(sql.UPSERT_CHECK, row)
+            self._write_events(conn, events, sinks, now)
+
+    def check_states(self, cluster: str) -> list[CheckState]:
+        with self._lock, self._transaction(f"read the checks of {cluster!r}") as conn:
+            rows = conn.execute(sql.SELECT_CHECKS, (cluster,)).fetchall()
+        return [
+            CheckState(name, status, None if last is None else _dt(last), n, detail)
+            for name, status, last, n, detail in rows
+        ]
 
     def clusters(self) -> list[str]:
         with self._lock, self._transaction("list clusters") as conn:

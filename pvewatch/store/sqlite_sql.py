@@ -75,6 +75,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX outbox_lines ON outbox (sink, cluster, resource_id, outbox_id)
             WHERE state = 'pending'""",
     ),
+    (
+        # The health checks (pvewatch.checking): each one's memory (open and pending
+        # conditions, JSON) and its status for `check_states`, written with its events.
+        """CREATE TABLE check_state (
+            cluster TEXT NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            detail TEXT,
+            last_run REAL,
+            open_count INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (cluster, name))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -175,3 +188,13 @@ FROM clusters ORDER BY name"""
 COUNT_OUTBOX = "SELECT count(*) FROM outbox WHERE sink = ? AND state = ?"
 DELETE_SILENCE = "DELETE FROM silences WHERE id = ?"
 PRUNE_SILENCES = "DELETE FROM silences WHERE ends_at < :cutoff"
+UPSERT_CHECK = """
+    INSERT INTO check_state (cluster, name, status, detail, last_run, open_count, data)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (cluster, name) DO UPDATE SET status = excluded.status,
+        detail = excluded.detail, last_run = excluded.last_run,
+        open_count = excluded.open_count, data = excluded.data"""
+SELECT_CHECK = "SELECT data FROM check_state WHERE cluster = ? AND name = ?"
+SELECT_CHECKS = """
+    SELECT name, status, last_run, open_count, detail FROM check_state
+    WHERE cluster = ? ORDER BY name"""

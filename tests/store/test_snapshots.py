@@ -311,6 +311,7 @@ def test_an_old_database_is_migrated(db: Path) -> None:
     with SqliteStore(db) as store:
         poll(store, snapshot(resources(1)))
     conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE check_state")
     conn.execute("DROP TABLE rule_state")
     conn.execute("DROP TABLE silences")
     conn.execute("DROP INDEX outbox_lines")
