@@ -6,7 +6,9 @@ its fingerprint can be pinned), auth, the PVE version, and what the token can se
 never answers 403 for what a token may not see: it leaves it out (FACTS.md §2.7), so a
 token without VM.Audit sees nodes and no guests, and one without Sys.Audit on / gets 403
 from /cluster/status and an empty /cluster/tasks (§3.3, §4). Those are warnings that name
-the missing privilege. Then every sink, through its type's `check`.
+the missing privilege. Then each health check of the cluster (docs/checks.md), read once:
+its privilege and its result (up, idle, disabled by a 403, failing). Then every sink,
+through its type's `check`.
 """
 
 from __future__ import annotations
@@ -19,19 +21,24 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from pvewatch.checking.read import CheckReader, probe
+from pvewatch.config.checks import CHECKS
 from pvewatch.config.load import check_config, load_config
 from pvewatch.config.types import ClusterConfig, Config, SinkConfig
 from pvewatch.errors import ConfigError, SourceAuthError, SourceError, SourceUnreachable
 from pvewatch.lifecycle import startup
+from pvewatch.model import Snapshot
 from pvewatch.net.probe import Check, ProbeError, host_port, reach
 from pvewatch.net.tls import unverified_context
 from pvewatch.operate.report import Section, exit_code, render
 from pvewatch.pve.client import PveClient
 from pvewatch.sinks.base import SinkTypes, sink_type
 from pvewatch.sinks.table import SINK_TYPES
+from pvewatch.watch.normalize import Normalizer
 
 GUEST_TYPES = ("qemu", "lxc")
 
@@ -72,7 +79,30 @@ async def _check_endpoint(cluster: ClusterConfig, endpoint: str, log: logging.Lo
         section.add("ok", "auth", f"{_credential(cluster)} accepted")
         section.add("ok", "version", f"Proxmox VE {version.get('version', '(not given)')}")
         section.checks += await _visible(client, cluster)
+        section.checks += await _health_checks(client, cluster, log)
     return section
+
+
+async def _health_checks(
+    client: PveClient, cluster: ClusterConfig, log: logging.Logger
+) -> list[Check]:
+    """Each configured health check, read once: its privilege and what it got."""
+    if not cluster.checks:
+        return []
+    try:
+        rows = await client.resources()
+        snapshot: Snapshot | None = Normalizer()(cluster.name, rows, datetime.now(UTC))
+    except (SourceError, ValueError):
+        snapshot = None
+    found = []
+    for check in cluster.checks:
+        reader = CheckReader(cluster.name, check, client, lambda: datetime.now(UTC), log)
+        status, detail = await probe(reader, snapshot)
+        needs = CHECKS[check.name].privilege
+        message = f"{status}: {detail} (needs {needs})"
+        fine = status in ("up", "idle")
+        found.append(Check("ok" if fine else "warn", f"check {check.name}", message))
+    return found
 
 
 async def _visible(client: PveClient, cluster: ClusterConfig) -> list[Check]:

@@ -224,3 +224,30 @@ def test_log_sink_paths(tmp_path: Path) -> None:
     assert check("-").status == "ok"
     assert check(str(tmp_path / "new.jsonl")).status == "ok"
     assert check(str(tmp_path / "missing-dir" / "x.jsonl")).status == "fail"
+
+
+def test_connect_lists_each_health_check_with_its_privilege_and_result(tmp_path: Path) -> None:
+    with simulator() as sim:
+        assert sim.fingerprint
+        with control(sim) as c:
+            # No Sys.Audit: HA, QDevice, disks and backups are refused; Ceph is readable
+            # with Datastore.Audit (and not installed), certificates with any privilege.
+            user = TOKEN.partition("=")[0]
+            acl = {"/": ["VM.Audit", "Datastore.Audit"]}
+            c.put(f"/acl/{user}", json=acl).raise_for_status()
+        config = _write_config(tmp_path, [_cluster("lab", sim.url, sim.fingerprint)], {})
+        result = pvewatch("check-config", "--connect", "-c", config)
+    assert result.returncode == 0, result.stdout + result.stderr  # warnings only
+    lab = _section(result.stdout, "cluster lab:")
+    found = {
+        line.split("check ")[1].split(":")[0]: line.split()[0] + " " + line.split(": ")[1]
+        for line in lab.splitlines()
+        if " check " in line
+    }
+    assert found == {
+        "ha": "WARN disabled", "ceph": "ok idle", "replication": "ok idle",
+        "qdevice": "WARN disabled", "certificates": "ok up", "disks": "WARN disabled",
+        "backups": "WARN disabled",
+    }, lab  # fmt: skip
+    assert "check ha: disabled: 403: the token lacks Sys.Audit on / (needs Sys.Audit on /)" in lab
+    assert "check certificates: up: 4 watched, 0 bad now (needs any user)" in lab

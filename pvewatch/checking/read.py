@@ -1,38 +1,25 @@
-"""One health check of one cluster, run on its own schedule beside the poll: read its
-answers → `watch.checks.findings` → `watch.checks.evaluate` → silences and maintenance →
-commit (memory, status and events in one transaction) → the outbox.
+"""What each check reads, and how: `CheckReader.read(snapshot)` → a `Reading`.
 
-The poll's cost does not change: a check has its own interval and requests. Per-node
-checks read only the nodes the last poll saw online: an offline node explains its disks,
-pools and certificates going unreadable (their conditions stay as they were, no event).
-What a check cannot read yields no event. A 403 disables the check (one warning naming
-the privilege) until pvewatch restarts or reloads; a feature that is not set up (Ceph not
-installed, no QDevice, no replication job) leaves the check quietly `idle`.
-
-Over 350 lines: what each of the seven checks requests (and how it reads offline nodes,
-features not set up and 403s) sits with the one run they share.
+Per-node checks ask only the nodes the poll's snapshot says are online (the others are
+`unread`: their conditions stay as they are); a node that fails is skipped, all failing
+fails the read. A 403 raises `Disabled` (naming the privilege, from PVE's message or the
+check's table row); an answer saying the feature is not set up reads as idle.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from pvewatch.config.checks import CHECKS, CheckConfig
-from pvewatch.config.rules import RulesConfig
-from pvewatch.errors import SourceAuthError, SourceError, StoreError
-from pvewatch.model import Event, Snapshot, parse_time
-from pvewatch.store.base import CheckState, Routing, Store
-from pvewatch.watch import suppress
+from pvewatch.errors import SourceAuthError, SourceError
+from pvewatch.model import Snapshot
 from pvewatch.watch.checks import backups, findings, nodes
 from pvewatch.watch.checks.backups import Guest
-from pvewatch.watch.checks.evaluate import Context, evaluate
 from pvewatch.watch.checks.findings import BadAnswer, Reading
 
 # What PVE answers when a feature is not set up (FACTS-health.md): the check is idle.
@@ -45,173 +32,42 @@ _PRIVILEGE = re.compile(r"missing privilege (?P<priv>\S+) on (?P<path>\S+)")
 
 
 class CheckSource(Protocol):
+    """What a check needs of the PVE client: GET any path (`PveClient.call`)."""
+
     async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        data: dict[str, str] | None = None,
+        self, method: str, path: str, *, params: dict[str, str | int] | None = ...
     ) -> Any: ...
 
 
 class Disabled(Exception):
-    """A 403: the token lacks the privilege the check needs."""
+    """A 403: the token lacks the privilege the check needs (the message names it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    status: str  # up | idle | disabled | failing | standby
-    events: list[Event] = field(default_factory=list)
-    detail: str | None = None
-    requests: int = 0
-    # Per condition kind, the numbers the metrics show (see `gauges`).
-    gauges: Mapping[str, Any] = field(default_factory=dict)
-
-
-class CheckRunner:
-    """Runs one check of one cluster. One run at a time (`lock`)."""
-
+class CheckReader:
     def __init__(
         self,
-        *,
         cluster: str,
         check: CheckConfig,
         source: CheckSource,
-        store: Store,
-        sinks: Routing,
         clock: Callable[[], datetime],
-        snapshot: Callable[[], Snapshot | None],
-        rules: RulesConfig | None = None,
-        leading: Callable[[], bool] = lambda: True,
-        on_commit: Callable[[list[Event]], None] = lambda events: None,
-        on_run: Callable[[str, str, CheckResult], None] = lambda cluster, name, result: None,
-        logger: logging.Logger | None = None,
-        resumed: bool = False,
+        logger: logging.Logger,
     ) -> None:
         self.cluster = cluster
         self.check = check
         self.name = check.name
-        self.lock = asyncio.Lock()
+        self.requests = 0  # made so far
         self._source = source
-        self._store = store
-        self._sinks = sinks
         self._clock = clock
-        self._snapshot = snapshot
-        self._rules = rules or RulesConfig()
-        self._leading = leading
-        self._on_commit = on_commit
-        self._on_run = on_run
-        self._log = logger or logging.getLogger("pvewatch.checking")
-        self._first = not resumed
-        self._disabled: str | None = None
-        self._closed = False
-        self._requests = 0
+        self._log = logger
+        self._warned_empty = False
 
-    async def close(self) -> None:
-        async with self.lock:
-            self._closed = True
-
-    async def run(self) -> CheckResult:
-        async with self.lock:
-            if self._closed or not self._leading():
-                return CheckResult("standby")
-            if self._disabled is not None:
-                return CheckResult("disabled", detail=self._disabled)
-            self._requests = 0
-            result = await self._run()
-            result = CheckResult(
-                result.status, result.events, result.detail, self._requests, result.gauges
-            )
-            self._on_run(self.cluster, self.name, result)
-            return result
-
-    async def _run(self) -> CheckResult:
-        try:
-            state = await asyncio.to_thread(self._store.load_check, self.cluster, self.name)
-        except StoreError as e:
-            self._log.error(
-                "cluster %s: check %s: cannot load state: %s", self.cluster, self.name, e
-            )
-            return CheckResult("failing", detail=f"store: {e}")
-        snapshot = self._snapshot()
-        try:
-            reading = await self._read(snapshot)
-        except Disabled as e:
-            self._disabled = str(e)
-            self._log.warning(
-                "cluster %s: check %s disabled: the token lacks %s (%s's privilege: %s)",
-                self.cluster, self.name, e, self.name, CHECKS[self.name].privilege,
-            )  # fmt: skip
-            return await self._status_only(state, "disabled", str(e))
-        except (SourceError, BadAnswer) as e:
-            self._log.info("cluster %s: check %s cannot read: %s", self.cluster, self.name, e)
-            return await self._status_only(state, "failing", str(e))
-        if reading is None:  # per-node check before the first poll: no node list yet
-            return CheckResult("failing", detail="waiting for the first poll")
-        now = self._clock()
-        late = self._first and _older(state.get("last_run"), now, 2 * self.check.interval_secs)
-        hold = self._rules.shape.hold_secs
-        ctx = Context(now, late=late, hold_secs=lambda t: hold.get(t, 0.0))
-        events, new_state = evaluate(self.cluster, reading, state, ctx)
-        events = await self._suppressed(events, snapshot, now)
-        new_state["last_run"] = now.isoformat()
-        status = "idle" if reading.idle else "up"
-        if not await self._commit(new_state, status, None, events, now):
-            return CheckResult("failing", detail="store: commit failed")
-        self._first = False
-        if events:
-            self._on_commit(events)
-        return CheckResult(status, events, gauges=_gauges(reading))
-
-    async def _status_only(self, state: dict[str, Any], status: str, detail: str) -> CheckResult:
-        """A run that read nothing: the memory stays, only the status changes."""
-        await self._commit(state, status, detail, [], self._clock())
-        return CheckResult(status, detail=detail)
-
-    async def _suppressed(
-        self, events: list[Event], snapshot: Snapshot | None, now: datetime
-    ) -> list[Event]:
-        if not events:
-            return events
-        try:
-            silences = await asyncio.to_thread(self._store.silences, now)
-        except StoreError as e:
-            self._log.error("cluster %s: cannot read silences: %s", self.cluster, e)
-            silences = []
-        shown = snapshot or Snapshot(self.cluster, {}, now)
-        return suppress.apply(events, shown, self._rules.maintenance, silences, now)
-
-    async def _commit(
-        self,
-        state: Mapping[str, Any],
-        status: str,
-        detail: str | None,
-        events: list[Event],
-        now: datetime,
-    ) -> bool:
-        opened = state.get("open")
-        count = len(opened) if isinstance(opened, dict) else 0
-        row = CheckState(self.name, status, now, count, detail)
-        try:
-            await asyncio.to_thread(
-                self._store.commit_check,
-                self.cluster,
-                self.name,
-                state=state,
-                status=row,
-                events=events,
-                sinks=self._sinks,
-            )
-        except StoreError as e:
-            self._log.error("cluster %s: check %s: cannot store: %s", self.cluster, self.name, e)
-            return False
-        return True
-
-    # --- reading ---------------------------------------------------------------------
+    async def read(self, snapshot: Snapshot | None) -> Reading | None:
+        """The check's reading; None for a per-node check before the first poll (no node
+        list yet). Raises Disabled, SourceError or BadAnswer when it cannot read."""
+        return await self._read(snapshot)
 
     async def _get(self, path: str, params: dict[str, str | int] | None = None) -> Any:
-        self._requests += 1
+        self.requests += 1
         try:
             return await self._source.call("GET", path, params=params)
         except SourceAuthError as e:
@@ -337,20 +193,9 @@ class CheckRunner:
             contents = None
         return backups.backups(guests, missing, contents, self._clock(), self.check.max_age_hours)
 
-    _warned_empty = False
-
 
 def _q(part: str) -> str:
     return quote(part, safe="")
-
-
-def _older(raw: object, now: datetime, secs: float) -> bool:
-    if not isinstance(raw, str):
-        return False
-    try:
-        return now - parse_time(raw) > timedelta(seconds=secs)
-    except ValueError:
-        return False
 
 
 def _nodes(snapshot: Snapshot) -> tuple[list[str], frozenset[str]]:
@@ -392,9 +237,20 @@ def _backup_storages(jobs: object, snapshot: Snapshot) -> list[tuple[str, str]]:
     return found
 
 
-def _gauges(reading: Reading) -> dict[str, Any]:
-    """What the metrics show of a reading: each finding's `details` by condition."""
-    return {
-        f.condition: (f.bad, f.severity.value, dict(f.details), f.resource)
-        for f in reading.findings
-    }
+async def probe(reader: CheckReader, snapshot: Snapshot | None) -> tuple[str, str]:
+    """One read, for `check-config --connect`: (status, what it found or why not)."""
+    try:
+        reading = await reader.read(snapshot)
+    except Disabled as e:
+        return "disabled", f"403: the token lacks {e}"
+    except (SourceError, BadAnswer) as e:
+        return "failing", str(e)
+    if reading is None:
+        return "failing", "no node list: /cluster/resources could not be read"
+    if reading.idle:
+        return "idle", "not set up on this cluster: nothing to watch"
+    bad = sum(f.bad for f in reading.findings)
+    unread = f", nodes not read: {', '.join(sorted(reading.unread_nodes))}"
+    return "up", f"{len(reading.findings)} watched, {bad} bad now" + (
+        unread if reading.unread_nodes else ""
+    )
