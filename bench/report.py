@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable
 
-from bench import delivery, exporter, latency, poll
+from bench import checks, delivery, exporter, latency, poll
 from bench.common import ROOT
 
 TABLES = {
@@ -19,6 +19,7 @@ TABLES = {
     "latency": latency.table,
     "delivery": delivery.table,
     "exporter": exporter.table,
+    "checks": checks.table,
 }
 
 
