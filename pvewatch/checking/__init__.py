@@ -133,7 +133,7 @@ class CheckRunner:
         self._first = False
         if events:
             self._on_commit(events)
-        return CheckResult(status, events, gauges=_gauges(reading))
+        return CheckResult(status, events, gauges=gauges(reading))
 
     async def _status_only(self, state: dict[str, Any], status: str, detail: str) -> CheckResult:
         """A run that read nothing: the memory stays, only the status changes."""
@@ -189,7 +189,7 @@ def _older(raw: object, now: datetime, secs: float) -> bool:
         return False
 
 
-def _gauges(reading: Reading) -> dict[str, Any]:
+def gauges(reading: Reading) -> dict[str, Any]:
     """What the metrics show of a reading: each finding's `details` by condition."""
     return {
         f.condition: (f.bad, f.severity.value, dict(f.details), f.resource)

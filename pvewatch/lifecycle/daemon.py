@@ -268,8 +268,9 @@ async def _prune(runtime: Runtime) -> None:
 
 
 async def once(config: Config, *, sink_types: SinkTypes = SINK_TYPES) -> int:
-    """`pvewatch once`: poll every cluster once, deliver what is pending, exit.
-    0 when every cluster was polled, 1 otherwise."""
+    """`pvewatch once`: poll every cluster once, run each health check once, deliver what
+    is pending, exit. 0 when every cluster was polled, 1 otherwise (a check that cannot
+    read is logged, as in `run`)."""
     async with open_runtime(config, sink_types=sink_types) as runtime:
         results: list[PollResult] = await asyncio.gather(*(w.poll() for w in runtime.watchers))
         for cluster, result in zip(config.clusters, results, strict=True):
@@ -277,6 +278,8 @@ async def once(config: Config, *, sink_types: SinkTypes = SINK_TYPES) -> int:
                 log.warning("cluster %s is led by another replica: not polled", cluster.name)
             if not result.ok:
                 log.error("cluster %s could not be polled: %s", cluster.name, result.error)
+        for runner in runtime.checks:
+            await runner.run()
         flushed = await _flush(runtime)
         if not flushed:
             log.warning("some events could not be delivered yet; they stay queued")

@@ -306,3 +306,49 @@ def test_a_403_disables_the_check_with_one_warning(
         warnings = [r.getMessage() for r in caplog.records if "disabled" in r.getMessage()]
         assert len(warnings) == 1
         assert "Sys.Audit" in warnings[0]
+
+
+def test_a_silenced_condition_is_recorded_and_sent_nowhere(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pvewatch.silence import Matcher
+
+    with simulator() as sim, control(sim) as c:
+        config = checks_config(sim, tmp_path, ("disks",), "none")
+        now = datetime.now(UTC)
+        with SqliteStore(config.store.path) as store:
+            store.add_silence([Matcher("type", "disk.*")], starts_at=now,
+                              ends_at=now + timedelta(hours=1), comment="disk swap",
+                              created_by="test")  # fmt: skip
+        with running_watcher(config):
+            runs_after(config, "disks")
+            _put("/disks/pve2/sdb", {"health": "FAILED!"})(c)
+            _put("/zfs/pve2/rpool", {"health": "DEGRADED"})(c)
+            wait_for(lambda: of_type(tmp_path, "zfs.degraded"), what="the pool, not silenced")
+        with SqliteStore(config.store.path) as store:
+            recorded = [e for e in store.events() if e.type == "disk.failed"]
+        assert [(e.resource.id if e.resource else None, e.suppressed) for e in recorded] == [
+            ("disk/pve2/sdb", "silenced")
+        ]
+        assert of_type(tmp_path, "disk.failed") == []  # sent nowhere
+
+
+def test_a_condition_that_began_while_pvewatch_was_stopped_is_detected_late(
+    tmp_path: Path,
+) -> None:
+    with simulator() as sim, control(sim) as c:
+        _put("/qdevice", {"state": "Connected"})(c)
+        config = checks_config(sim, tmp_path, ("qdevice",), "none")
+        with running_watcher(config):
+            runs_after(config, "qdevice")
+        stopped = time.monotonic()
+        _put("/qdevice", {"state": "Connect failed"})(c)
+        # Down for longer than two intervals of the check (0.5 s): a gap, not a restart.
+        wait_for(lambda: time.monotonic() - stopped > 1.5, what="a gap of three intervals")
+        with running_watcher(config):
+            found = wait_for(lambda: of_type(tmp_path, "qdevice.disconnected"), what="it")
+            _put("/qdevice", {"state": "Connected"})(c)
+            ended = wait_for(lambda: of_type(tmp_path, "qdevice.connected"), what="the end")
+    assert [e["detected_late"] for e in found] == [True]
+    assert "at_start" not in found[0]["details"]
+    assert [e["detected_late"] for e in ended] == [False]

@@ -99,3 +99,27 @@ async def test_a_commit_needs_the_lock_in_its_transaction(pg: PostgresConfig) ->
                               events=[], sinks=[], health=SourceHealth())  # fmt: skip
             assert store.load("a")[0] == snapshot(resources(3), cluster="a", n=1)
             assert [s.leader for s in store.status()] == ["new"]
+
+
+async def test_a_check_commits_only_where_the_replica_leads(pg: PostgresConfig) -> None:
+    """After a failover the new leader goes on from the check's stored memory; the old
+    one can no longer write it (or its events)."""
+    from datetime import UTC, datetime
+
+    from pvewatch.store.base import CheckState
+
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    async with replica(pg, "old") as old, replica(pg, "new") as new:
+        await old.look()
+        with PostgresStore(pg, fencing=old) as store, PostgresStore(pg, fencing=new) as other:
+            row = CheckState("ceph", "up", at, 1)
+            store.commit_check("a", "ceph", state={"open": {"k": {}}}, status=row,
+                               events=[], sinks=[])  # fmt: skip
+            with pytest.raises(NotLeader, match="does not lead cluster 'a'"):
+                other.commit_check("a", "ceph", state={}, status=row, events=[], sinks=[])
+            terminate(application_name("old"))
+            await new.look()
+            await new.look()
+            assert other.load_check("a", "ceph") == {"open": {"k": {}}}
+            with pytest.raises(NotLeader):
+                store.commit_check("a", "ceph", state={}, status=row, events=[], sinks=[])
