@@ -33,7 +33,7 @@ from pvewatch.watch.checks.findings import BadAnswer, Reading
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    status: str  # up | idle | disabled | failing | standby
+    status: str  # up | idle | disabled | failing | standby (not led here, or no nodes yet)
     events: list[Event] = field(default_factory=list)
     detail: str | None = None
     requests: int = 0
@@ -78,6 +78,7 @@ class CheckRunner:
         self._first = not resumed
         self._disabled: str | None = None
         self._closed = False
+        self.waiting = False  # a per-node check found no node list yet
         self._reader = CheckReader(cluster, check, source, clock, self._log)
 
     async def close(self) -> None:
@@ -119,7 +120,9 @@ class CheckRunner:
             self._log.info("cluster %s: check %s cannot read: %s", self.cluster, self.name, e)
             return await self._status_only(state, "failing", str(e))
         if reading is None:  # per-node check before the first poll: no node list yet
-            return CheckResult("failing", detail="waiting for the first poll")
+            self.waiting = True  # the daemon runs it again after the first poll
+            return CheckResult("standby", detail="waiting for the first poll")
+        self.waiting = False
         now = self._clock()
         late = self._first and _older(state.get("last_run"), now, 2 * self.check.interval_secs)
         hold = self._rules.shape.hold_secs

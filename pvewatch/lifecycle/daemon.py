@@ -202,7 +202,7 @@ def _scheduler(runtime: Runtime, status: ServiceStatus, notifier: Notifier) -> A
         scheduler.add_job(
             _poll_and_report,
             "interval",
-            args=(watcher, status, notifier),
+            args=(runtime, watcher, status, notifier),
             seconds=cluster.interval_secs,
             jitter=min(1.0, cluster.interval_secs / 10),
             max_instances=1,
@@ -247,12 +247,17 @@ def _ready(service: Carried, on_ready: Callable[[], None]) -> None:
 
 
 async def _poll_and_report(
-    watcher: ClusterWatcher, status: ServiceStatus, notifier: Notifier
+    runtime: Runtime, watcher: ClusterWatcher, status: ServiceStatus, notifier: Notifier
 ) -> None:
-    """One scheduled poll, then the one-line state for `systemctl status`."""
+    """One scheduled poll, then the one-line state for `systemctl status`. A per-node
+    health check that waited for the poll's node list runs now, not an interval later."""
     result = await watcher.poll()
     if result.standby:  # another replica leads the cluster
         return
+    if result.ok:
+        for runner in runtime.checks:
+            if runner.waiting and runner.cluster == watcher.cluster:
+                await runner.run()
     status.poll_finished(
         watcher.cluster, ok=result.ok, resources=result.resources, error_kind=result.error_kind
     )

@@ -299,3 +299,14 @@ def test_problems_and_resolutions_alternate_and_pair_up(seq: list[bool]) -> None
         assert resolution.resolves == problem.id
     assert bool(len(types) % 2) == seq[-1]
     assert (sent[0].details.get("at_start") is True) == seq[0] if sent else True
+
+
+def test_a_ceph_check_no_longer_listed_is_cleared_not_gone() -> None:
+    raised = findings.ceph("lab", data("synthetic-cluster-ceph-status-health-err.json"))
+    _, state = run({}, raised, 0)
+    ok = findings.ceph("lab", {"health": {"status": "HEALTH_OK", "checks": {}}})
+    events, _ = run(state, ok, 10)
+    cleared = [e for t, e in events if t == "ceph.check_cleared"]
+    assert {e.summary for e in cleared} >= {"OSD_DOWN cleared", "PG_DAMAGED cleared"}
+    assert all("gone" not in e.details for e in cleared)
+    assert [t for t, _ in events if t == "ceph.health_ok"] == ["ceph.health_ok"]

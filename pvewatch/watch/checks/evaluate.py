@@ -8,7 +8,8 @@
 - Later, a condition that turns bad waits its hold (`hold_secs` of its event type; 0: at
   once) and is reported once; a change of its event type or a higher severity while it is
   open is reported again with the same `condition` (`details.previous` = the event before);
-  the event that resolves it carries `resolves` = the id of the last one sent.
+  the event that resolves it carries `resolves` = the id of the last one sent. A Ceph
+  health check that is no longer listed is cleared.
 - What a reading does not cover (a node offline or unreadable, `Reading.unread_*`) is
   unknown: no event, nothing forgotten. A condition whose thing is gone (a job removed, a
   disk pulled) is resolved with `details.gone: true`.
@@ -35,6 +36,7 @@ from pvewatch.model import (
     parse_time,
 )
 from pvewatch.watch.checks.findings import (
+    ABSENT_IS_GOOD,
     RESOLVED_BY,
     STATE_CHANGED,
     Finding,
@@ -102,8 +104,11 @@ def evaluate(
         values.pop(key, None)
         if was is not None:
             ref = _ref(was.get("resource"), key)
-            summary = f"{was.get('summary', key)}: gone"
-            events.append(_resolve(cluster, key, was, ref, summary, ctx, {"gone": True}))
+            if kind_of(key) in ABSENT_IS_GOOD:
+                summary, extra = f"{ref.name or ref.id} cleared", {}
+            else:
+                summary, extra = f"{was.get('summary', key)}: gone", {"gone": True}
+            events.append(_resolve(cluster, key, was, ref, summary, ctx, extra))
     new_state = {"baseline": True, "open": opened, "pending": pending, "values": values}
     return events, new_state
 

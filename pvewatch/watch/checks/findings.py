@@ -63,6 +63,8 @@ RESOLVED_BY: Mapping[str, str] = {
     "backup.stale": "backup.fresh",
 }
 STATE_CHANGED = "ha.resource_state_changed"
+# Kinds whose answer lists only what is bad: absent means fine again (not "gone").
+ABSENT_IS_GOOD = frozenset({"ceph.check_raised"})
 
 
 def kind_of(condition: str) -> str:
