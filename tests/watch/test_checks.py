@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from pvewatch.model import EVENT_TYPES, ResourceRef, Severity
 from pvewatch.watch.checks import backups, findings, nodes
 from pvewatch.watch.checks.evaluate import Context, evaluate
-from pvewatch.watch.checks.findings import RESOLVED_BY, BadAnswer, Finding, Reading
+from pvewatch.watch.checks.findings import (
+    CHECK_EVENT_TYPES,
+    RESOLVED_BY,
+    BadAnswer,
+    Finding,
+    Reading,
+)
 from tests.simulator.shapes import captured
 
 T0 = datetime(2026, 12, 4, 20, 0, tzinfo=UTC)
@@ -37,6 +43,9 @@ def test_every_condition_kind_has_its_event_types_in_the_catalogue() -> None:
         assert resolved in EVENT_TYPES
         problem = {"ceph.health": "ceph.health_warn"}.get(kind, kind)
         assert problem in EVENT_TYPES
+    assert set(EVENT_TYPES) >= CHECK_EVENT_TYPES
+    families = ("ha", "ceph", "replication", "qdevice", "certificate", "disk", "zfs", "backup")
+    assert {t for t in EVENT_TYPES if t.split(".")[0] in families} == CHECK_EVENT_TYPES
 
 
 def test_ha_real_answer_of_pve9_with_a_service_in_recovery_and_none_in_error() -> None:

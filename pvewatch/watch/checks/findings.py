@@ -63,6 +63,11 @@ RESOLVED_BY: Mapping[str, str] = {
     "backup.stale": "backup.fresh",
 }
 STATE_CHANGED = "ha.resource_state_changed"
+# Every event type the checks make.
+CHECK_EVENT_TYPES = frozenset(
+    {*RESOLVED_BY.values(), STATE_CHANGED, "ceph.health_warn", "ceph.health_err"}
+    | (set(RESOLVED_BY) - {"ceph.health"})
+)
 # Kinds whose answer lists only what is bad: absent means fine again (not "gone").
 ABSENT_IS_GOOD = frozenset({"ceph.check_raised"})
 
