@@ -354,3 +354,20 @@ def test_a_condition_that_began_while_pvewatch_was_stopped_is_detected_late(
     assert [e["detected_late"] for e in found] == [True]
     assert "at_start" not in found[0]["details"]
     assert [e["detected_late"] for e in ended] == [False]
+
+
+def test_any_other_ha_state_change_is_one_info_event(tmp_path: Path) -> None:
+    with simulator() as sim, control(sim) as c:
+        _put("/ha/vm:100", {"state": "started"})(c)
+        config = checks_config(sim, tmp_path, ("ha",), "none")
+        with running_watcher(config):
+            runs_after(config, "ha")
+            _put("/ha/vm:100", {"state": "migrate"})(c)
+            found = wait_for(lambda: of_type(tmp_path, "ha.resource_state_changed"), what="it")
+        with running_watcher(config):
+            runs_after(config, "ha", 3)
+        assert len(of_type(tmp_path, "ha.resource_state_changed")) == 1
+        [event] = found
+        assert (event["severity"], event["resource"]["id"]) == ("info", "ha/vm:100")
+        assert event["change"] == {"field": "state", "old": "started", "new": "migrate"}
+        assert of_type(tmp_path, "ha.resource_error") == []
