@@ -111,11 +111,10 @@ class CheckReader:
         name = self.name
         if name == "ha":
             current = await self._get("/cluster/ha/status/current")
-            if not any(isinstance(r, dict) and r.get("type") == "service" for r in current or []):
-                manager: Any = {}
-                if not isinstance(current, list):
-                    raise BadAnswer("/cluster/ha/status/current: expected a list")
-            else:
+            if not isinstance(current, list):
+                raise BadAnswer("/cluster/ha/status/current: expected a list")
+            manager: Any = {}
+            if any(isinstance(r, dict) and r.get("type") == "service" for r in current):
                 manager = await self._get("/cluster/ha/status/manager_status")
             return findings.ha(current, manager)
         if name == "ceph":

@@ -178,6 +178,14 @@ def test_backups_coverage_and_age() -> None:
 @pytest.mark.parametrize(
     ("call", "answer"),
     [
+        (
+            lambda a: nodes.certificates({"n": a}, T0, 30, 7, frozenset()),
+            [{"filename": "x", "notafter": 10**20}],
+        ),
+        (
+            lambda a: nodes.certificates({"n": a}, T0, 30, 7, frozenset()),
+            [{"filename": "x", "notafter": "²"}],
+        ),
         (lambda a: findings.ha(a, {}), {"data": 1}),
         (lambda a: findings.ha([{"type": "service"}], a), {}),
         (lambda a: findings.ceph("lab", a), {"health": "HEALTH_OK"}),
@@ -319,3 +327,38 @@ def test_a_ceph_check_no_longer_listed_is_cleared_not_gone() -> None:
     assert {e.summary for e in cleared} >= {"OSD_DOWN cleared", "PG_DAMAGED cleared"}
     assert all("gone" not in e.details for e in cleared)
     assert [t for t, _ in events if t == "ceph.health_ok"] == ["ceph.health_ok"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["type", "sid", "crm_state", "state", "node", "health", "status",
+                         "checks", "id", "guest", "fail_count", "error", "last_sync",
+                         "State", "filename", "notafter", "devpath", "name", "vmid",
+                         "ctime", "content", "summary", "severity", "muted"]),
+        inner, max_size=6),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(_JSON)
+def test_any_answer_is_a_reading_or_a_bad_answer_never_a_crash(answer: Any) -> None:
+    """What a server sends never crashes a check: it is read, or it is a BadAnswer."""
+    calls = (
+        lambda: findings.ha(answer, {}),
+        lambda: findings.ha([{"type": "service", "sid": "vm:1", "state": "error"}], answer),
+        lambda: findings.ceph("lab", answer),
+        lambda: findings.ceph("lab", {"health": answer}),
+        lambda: findings.replication({"pve1": answer}, {}, frozenset()),
+        lambda: findings.qdevice("lab", answer),
+        lambda: nodes.certificates({"pve1": answer}, T0, 30, 7, frozenset()),
+        lambda: nodes.disks({"pve1": answer}, {"pve1": answer}, frozenset()),
+        lambda: backups.backups([backups.Guest(1, "qemu", None, None)], answer, [answer], T0, 26),
+    )
+    for call in calls:
+        try:
+            reading = call()
+        except BadAnswer:
+            continue
+        assert isinstance(reading, Reading)

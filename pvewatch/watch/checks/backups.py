@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pvewatch.model import Severity
-from pvewatch.watch.checks.findings import Reading, clock, finding, integer, rows
+from pvewatch.watch.checks.findings import Reading, clock, epoch, finding, integer, rows
 
 _W, _C = Severity.WARNING, Severity.CRITICAL
 
@@ -42,7 +42,7 @@ def backups(
             if row.get("content", "backup") != "backup":
                 continue
             vmid = integer(row, "vmid", "storage content")
-            newest[vmid] = max(newest.get(vmid, 0), integer(row, "ctime", "storage content"))
+            newest[vmid] = max(newest.get(vmid, 0), epoch(row, "ctime", "storage content"))
     findings = []
     limit = now - timedelta(hours=max_age_hours)
     for g in guests:

@@ -12,6 +12,7 @@ from an unreadable answer). Shapes: FACTS-health.md of the shared PVE notes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any
 from pvewatch.model import JSONValue, ResourceRef, Severity
 
 _I, _W, _C = Severity.INFO, Severity.WARNING, Severity.CRITICAL
+_DIGITS = re.compile(r"-?[0-9]{1,18}")  # ASCII only: int("²") fails, "²".isdigit() is True
 
 
 class BadAnswer(ValueError):
@@ -109,12 +111,23 @@ def text(row: Mapping[str, Any], key: str, where: str) -> str:
 
 def integer(row: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
     value = row.get(key, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadAnswer(f"{where}: `{key}` is not an integer")
+    return value
+
+
+MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it, no datetime
+
+
+def epoch(row: Mapping[str, Any], key: str, where: str) -> int:
+    """Epoch seconds PVE gives (notafter, ctime, ...), within what a datetime holds."""
+    value = integer(row, key, where)
+    if not 0 <= value <= MAX_EPOCH:
+        raise BadAnswer(f"{where}: `{key}` {value} is not a time")
     return value
 
 
@@ -154,7 +167,7 @@ def ha(current: object, manager: object) -> Reading:
                 summary,
                 node=node,
                 name=sid,
-                vmid=int(vmid) if vmid.isdigit() else None,
+                vmid=int(vmid) if _DIGITS.fullmatch(vmid) else None,
                 severity=_C,
                 value=state,
                 details={"state": state, "request_state": row.get("request_state")},
@@ -258,7 +271,9 @@ def replication(
             what = f"replication job {job} ({kind} {guest}{' ' + name if name else ''} → {target})"
             bad = fails > 0 or error is not None
             last = row.get("last_sync")
-            since = f" since {clock(last)}" if isinstance(last, int) and last > 0 else ""
+            if not (isinstance(last, int) and 0 < last <= MAX_EPOCH):
+                last = None
+            since = f" since {clock(last)}" if last else ""
             summary = (
                 f"{what} failing{since}: {error or f'{fails} failed attempts'}"
                 if bad
@@ -281,7 +296,7 @@ def replication(
                         "target": target,
                         "fail_count": fails,
                         "error": error,
-                        "last_sync": last if isinstance(last, int) else None,
+                        "last_sync": last,
                     },
                 )
             )

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from pvewatch.model import Severity
-from pvewatch.watch.checks.findings import Finding, Reading, clock, finding, integer, rows, text
+from pvewatch.watch.checks.findings import (
+    Finding,
+    Reading,
+    clock,
+    epoch,
+    finding,
+    rows,
+    text,
+)
 
 _W, _C = Severity.WARNING, Severity.CRITICAL
 
@@ -28,7 +36,7 @@ def certificates(
         where = f"/nodes/{node}/certificates/info"
         for row in rows(answer, where):
             name = text(row, "filename", where)
-            notafter = integer(row, "notafter", f"{where} {name}")
+            notafter = epoch(row, "notafter", f"{where} {name}")
             rid = (
                 f"certificate/{name}" if name == "pve-root-ca.pem" else f"certificate/{node}/{name}"
             )
