@@ -5,6 +5,7 @@ what an unread node hides)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -345,7 +346,7 @@ _JSON = st.recursive(
 @given(_JSON)
 def test_any_answer_is_a_reading_or_a_bad_answer_never_a_crash(answer: Any) -> None:
     """What a server sends never crashes a check: it is read, or it is a BadAnswer."""
-    calls = (
+    calls: tuple[Callable[[], Reading], ...] = (
         lambda: findings.ha(answer, {}),
         lambda: findings.ha([{"type": "service", "sid": "vm:1", "state": "error"}], answer),
         lambda: findings.ceph("lab", answer),
