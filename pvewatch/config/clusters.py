@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from pvewatch.config.notifications import notifications
 from pvewatch.config.reading import (
     NAME,
     Ctx,
@@ -28,7 +29,7 @@ _FINGERPRINT = re.compile(r"(?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64
 _CLUSTER_KEYS = frozenset(
     {"name", "endpoints", "token", "token_file", "username", "password", "password_file"}
     | {"tls", "interval_secs", "timeout_secs", "source_failure_threshold"}
-    | {"max_response_bytes"}
+    | {"max_response_bytes", "notifications"}
 )
 _TLS_KEYS = frozenset({"verify", "ca_file", "fingerprint"})
 
@@ -102,6 +103,7 @@ def _cluster(ctx: Ctx, path: str, value: object) -> ClusterConfig | None:
             64 * 1024,
             16 * 1024**3,
         ),
+        notifications=notifications(ctx, f"{path}.notifications", m.get("notifications")),
     )
 
 

@@ -186,6 +186,8 @@ class Listener:
             return await _send(request, refused, close=True)
         asked = Asked(request.method, request.path, found[1] if found else {}, request.headers)
         auth = (route.auth if route else None) or self._auth
+        if route is not None and route.auth_of is not None:
+            auth = route.auth_of(asked.params)
         allowed = auth.quick(request.headers.get("Authorization"))
         if allowed is None:
             loop = asyncio.get_running_loop()

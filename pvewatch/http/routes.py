@@ -49,6 +49,8 @@ class Route:
     answer: Callable[[Asked], Answer]
     methods: frozenset[str] = GET_HEAD
     auth: Auth | None = None  # None: the listener's basic auth
+    # The Auth for the `{name}` segments asked (a token per name), instead of `auth`.
+    auth_of: Callable[[Mapping[str, str]], Auth] | None = None
     max_body_bytes: int = 0
     blocking: bool = False
 
