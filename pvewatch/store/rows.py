@@ -60,7 +60,9 @@ def event_rows(
         # fake clock nor a skewed one holds the row back.
         first_attempt = min(time, now)
         rid = e.resource.id if e.resource else None
-        outbox += [(e.id, s, e.cluster, rid, first_attempt, now) for s in route(e)]
+        # A second sighting goes nowhere, whatever the caller routed before it was one.
+        sinks_of_e = () if e.suppressed == duplicates.DUPLICATE else route(e)
+        outbox += [(e.id, s, e.cluster, rid, first_attempt, now) for s in sinks_of_e]
     return events_out, outbox
 
 

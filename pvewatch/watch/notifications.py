@@ -87,9 +87,11 @@ class Notice:
 def read_notice(body: bytes) -> Notice:
     """The notification in `body`, or NoticeError saying what is wrong with it."""
     try:
-        doc = json.loads(body)
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise NoticeError("the body is not UTF-8") from None
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise NoticeError(f"the body is not JSON (line {e.lineno} column {e.colno})") from None
     except ValueError:

@@ -6,8 +6,14 @@ receiver (native, Slack and Alertmanager bodies) and a JSON log.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -140,8 +146,8 @@ def of_type(events: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
     return [e for e in events if e["type"] == type_]
 
 
-# (what the simulated PVE or PBS sends, the event, its severity, the resource id)
-ROWS = [
+# (what the simulated PVE or PBS sends, the event, its severity)
+ROWS: list[tuple[dict[str, Any], str, str]] = [
     ({"type": "vzdump", "severity": "error", "hostname": "pve1"}, "backup.failed", "critical"),
     ({"type": "vzdump", "severity": "info", "hostname": "pve2"}, "backup.succeeded", "info"),
     ({"type": "replication", "job-id": "100-0", "fail_count": 2}, "replication.failed", "warning"),
@@ -295,7 +301,7 @@ def test_a_failed_backup_seen_by_the_poll_first_is_one_page(sim: SimServer, daem
     assert len(of_type(daemon.events(), "task.failed")) == 1
 
 
-def post(url: str, body: bytes, **headers: str) -> httpx.Response:
+def post(url: str, body: bytes, /, **headers: str) -> httpx.Response:
     return httpx.post(url, content=body, headers=headers, timeout=10)
 
 
@@ -392,3 +398,50 @@ def test_a_burst_of_500_notifications_while_polling(sim: SimServer, daemon: Daem
     )
     assert logged
     print(f"500 notifications accepted in {took:.2f} s")
+
+
+def _listening(log: Path) -> re.Match[str] | None:
+    return re.search(r"serving .* on (http://\S+)", log.read_text())
+
+
+def test_kill_9_right_after_202_loses_nothing(sim: SimServer, tmp_path: Path) -> None:
+    config = notify_config(sim, tmp_path)
+    path = tmp_path / "watch.yaml"
+    accepted: list[str] = []
+    for i in range(4):
+        stderr = tmp_path / f"stderr{i}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pvewatch", "run", "-c", str(path), "--log-level", "info"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr.open("wb"),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            found = wait_for(functools.partial(_listening, stderr), what="pvewatch run to listen")
+            body = json.loads(NOTICE)
+            body |= {"title": f"Trying to fence node 'pve{i}'", "timestamp": 1_800_000_000 + i}
+            body["fields"] = {"type": "fencing", "hostname": f"pve{i}"}
+            answer = post(
+                f"{found.group(1)}/notify/e2e",
+                json.dumps(body).encode(),
+                Authorization=f"Bearer {LAB_TOKEN}",
+                **{"Content-Type": "application/json"},
+            )
+            process.send_signal(signal.SIGKILL)  # right after the answer
+        finally:
+            process.kill()
+            process.wait(timeout=30)
+        assert answer.status_code == 202, answer.text
+        accepted.append(answer.json()["id"])
+        with SqliteStore(config.store.path) as store:
+            stored = {e.id for e in store.events(type_pattern="node.fenced")}
+            queued = {d.event.id for d in store.deliveries(sink="events")}
+            delivered = {d.event.id for d in store.deliveries(sink="events", state="delivered")}
+        assert set(accepted) <= stored
+        assert set(accepted) <= queued | delivered, "its outbox row went in with it"
+    # The next start sends what the killed ones had accepted.
+    with running_watcher(config):
+        wait_for(
+            lambda: set(accepted) <= {e["id"] for e in read_events(tmp_path / "events.jsonl")},
+            what="every accepted notification delivered after the restart",
+        )
