@@ -46,6 +46,12 @@ from pvewatch.model import (
 
 Source = Literal["pve", "pbs"]
 
+# The body an operator gives PVE's webhook target (`pvewatch notify-setup` prints it).
+BODY_TEMPLATE = (
+    '{"title": "{{ escape title }}", "message": "{{ escape message }}", '
+    '"severity": "{{ severity }}", "timestamp": {{ timestamp }}, "fields": {{ json fields }}}'
+)
+
 MAX_MESSAGE_CHARS = 4000
 MAX_TITLE_CHARS = 500
 PBS_JOBS = frozenset({"gc", "prune", "sync", "verify", "tape-backup", "tape-load"})
