@@ -13,7 +13,13 @@ Whichever is recorded second is a duplicate of the first when they correlate:
   task started and `WINDOW_SECS` after it ended (PVE sends it as the job ends);
 - the first sighting has not absorbed another one already (two failures, two pages).
 
-The job id cannot join them: a task does not carry it. The duplicate is recorded with
+The job id cannot join them: a task does not carry it.
+
+A replication failure is one condition whoever saw it (the replication check, PVE's
+notification): `replication.failed:replication/<job>`. A `replication.failed` is a
+duplicate of the one that opened its condition while no `replication.recovered` ended it,
+when PVE counts it as a repeat (failure count above 1; PVE mails at 1, 2, 3, then after
+1, 2, 4... days) or it comes within `WINDOW_SECS` of the first. The duplicate is recorded with
 `suppressed: "duplicate"` and `details.duplicate_of` (sent nowhere); what it knew that the
 first did not is merged into the first's details (`seen_as` names the duplicate), so a sink
 that has not sent the first yet sends it complete, and history shows both.
@@ -33,6 +39,9 @@ WINDOW_SECS = 900
 # poll after a long outage reports a failed task late.
 LOOKBACK_SECS = 2 * 86_400
 COUNTERPARTS: Mapping[str, str] = {"task.failed": "backup.failed", "backup.failed": "task.failed"}
+# Problems that a condition key names whoever saw them (a check, a notification), and the
+# event type that ends them.
+CONDITIONS: Mapping[str, str] = {"replication.failed": "replication.recovered"}
 DUPLICATE = "duplicate"
 
 
@@ -42,6 +51,15 @@ class Sighting:
     vmids: frozenset[int]
     start: float  # epoch seconds (PVE's clock)
     end: float
+
+
+def wanted_types(event: Event) -> tuple[str, ...] | None:
+    """The types of the stored events that decide whether `event` is a duplicate; None
+    when it cannot be one."""
+    if event.type in CONDITIONS:
+        return (event.type, CONDITIONS[event.type]) if event.condition else None
+    other = counterpart(event)
+    return (other, event.type) if other is not None else None
 
 
 def counterpart(event: Event) -> str | None:
@@ -70,6 +88,8 @@ def sighting(event: Event) -> Sighting | None:
 
 def original_of(event: Event, recent: Sequence[Event]) -> Event | None:
     """The first sighting among `recent` (events recorded before) that `event` repeats."""
+    if event.type in CONDITIONS:
+        return _open_condition(event, recent)
     mine, wanted = sighting(event), counterpart(event)
     if mine is None or wanted is None or any(e.id == event.id for e in recent):
         return None  # not a sighting, or recorded already (the same one posted twice)
@@ -84,6 +104,27 @@ def original_of(event: Event, recent: Sequence[Event]) -> Event | None:
         if theirs is not None and _correlate(mine, theirs):
             found.append((abs(_middle(theirs) - _middle(mine)), other.time, other))
     return min(found, key=lambda f: (f[0], f[1]))[2] if found else None
+
+
+def _open_condition(event: Event, recent: Sequence[Event]) -> Event | None:
+    """The event that opened `event`'s condition, when it is still open and `event`
+    repeats it: PVE says so (a failure count above 1), or it came within `WINDOW_SECS`
+    (the other source's sighting of the same failure). A failure after the condition
+    ended, or a first failure long after, is a page of its own."""
+    if event.condition is None or any(e.id == event.id for e in recent):
+        return None
+    same = [e for e in recent if e.condition == event.condition]
+    opened = [e for e in same if e.type == event.type and e.suppressed != DUPLICATE]
+    if not opened:
+        return None
+    first = max(opened, key=lambda e: e.time)
+    end = CONDITIONS[event.type]
+    if any(e.resolves == first.id or (e.type == end and e.time >= first.time) for e in same):
+        return None
+    count = event.details.get("fail_count")
+    repeat = isinstance(count, int) and not isinstance(count, bool) and count > 1
+    close = abs((event.time - first.time).total_seconds()) <= WINDOW_SECS
+    return first if repeat or close else None
 
 
 def marked(duplicate: Event, original: Event) -> tuple[Event, Event]:

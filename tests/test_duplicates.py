@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvewatch.duplicates import WINDOW_SECS, counterpart, marked, original_of
+from pvewatch.duplicates import WINDOW_SECS, counterpart, marked, original_of, wanted_types
 from pvewatch.model import Event, JSONValue, ResourceRef, Severity, format_time
 
 T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
@@ -107,6 +107,8 @@ def test_what_is_not_a_sighting() -> None:
     assert counterpart(task(type_="qmstart")) is None
     broken = Event("e", "task.failed", T0, "lab", Severity.WARNING, "s", details={"node": 1})
     assert counterpart(broken) is None
+    assert wanted_types(broken) is None
+    assert wanted_types(task()) == ("backup.failed", "task.failed")
 
 
 @given(
@@ -121,3 +123,43 @@ def test_correlation_is_symmetric(
 ) -> None:
     t, n = task(start=start, end=start + length), notice(node, at, tuple(vmids))
     assert (original_of(n, [t]) is t) == (original_of(t, [n]) is n)
+
+
+KEY = "replication.failed:replication/100-0"
+
+
+def replication(
+    id_: str, minutes: int, fail_count: int | None = None, type_: str = "replication.failed"
+) -> Event:
+    details: dict[str, JSONValue] = {} if fail_count is None else {"fail_count": fail_count}
+    resource = ResourceRef("replication/100-0", "replication", vmid=100, node="pve1")
+    return Event(
+        id_, type_, T0 + timedelta(minutes=minutes), "lab", Severity.WARNING, "s",
+        resource=resource, condition=KEY, details=details,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("recent", "new", "original"),
+    [
+        ([], replication("n1", 0, 1), None),
+        # the check saw it, PVE's notification follows: one condition
+        ([replication("check", 0)], replication("n1", 3, 1), "check"),
+        # PVE's repeats (count 2, 3, then days later) while it stays open
+        ([replication("n1", 0, 1)], replication("n2", 300, 2), "n1"),
+        ([replication("n1", 0, 1)], replication("n4", 2000, 4), "n1"),
+        # the check ended it: a new failure is a new page
+        (
+            [replication("n1", 0, 1), replication("ok", 60, type_="replication.recovered")],
+            replication("n2", 90, 2),
+            None,
+        ),
+        # a first failure long after the last one (PVE counts from 1 again)
+        ([replication("n1", 0, 1)], replication("n9", 600, 1), None),
+        # the check's event after PVE's, a few minutes later
+        ([replication("n1", 0, 1)], replication("check", 5), "n1"),
+    ],
+)
+def test_one_replication_condition(recent: list[Event], new: Event, original: str | None) -> None:
+    found = original_of(new, recent)
+    assert (found.id if found else None) == original

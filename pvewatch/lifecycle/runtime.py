@@ -112,9 +112,12 @@ async def open_runtime(
     for warning in config.warnings:  # at each start and reload, as check-config prints them
         log.warning("config: %s", warning)
     async with contextlib.AsyncExitStack() as stack:
+        # Backup servers are led too (PostgreSQL replicas): one replica delivers the
+        # notifications of each, whichever replica received them.
+        led = [c.name for c in config.clusters] + [b.name for b in config.backup_servers]
         store, leadership = open_state(
             config.store,
-            [c.name for c in config.clusters],
+            led,
             on_change=lambda cluster, leading: runtime.leader_changed(cluster, leading),
             on_database=lambda ok, detail: runtime.readiness.database_changed(ok, detail),
             busy=lambda cluster: runtime.polling(cluster),

@@ -516,7 +516,7 @@ class PostgresStore:
         sinks: Routing,
         now: datetime,
     ) -> list[Event]:
-        def recent(event: Event, types: tuple[str, str]) -> list[Event]:
+        def recent(event: Event, types: tuple[str, ...]) -> list[Event]:
             cur.execute(sql.LOCK_SIGHTINGS, (event.cluster,))
             since = min(_utc(now), _utc(event.time)) - timedelta(seconds=LOOKBACK_SECS)
             params = {"cluster": event.cluster, "since": since, "types": list(types)}

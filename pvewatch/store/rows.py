@@ -67,7 +67,7 @@ def event_rows(
 
 
 def deduplicated(
-    events: Sequence[Event], recent: Callable[[Event, tuple[str, str]], list[Event]]
+    events: Sequence[Event], recent: Callable[[Event, tuple[str, ...]], list[Event]]
 ) -> tuple[list[Event], list[Event]]:
     """`events` with the second sightings of a failure marked duplicates
     (pvewatch.duplicates), and the stored events to write again with what the duplicates
@@ -77,9 +77,9 @@ def deduplicated(
     out: list[Event] = []
     updated: dict[str, Event] = {}
     for event in events:
-        wanted = duplicates.counterpart(event)
+        wanted = duplicates.wanted_types(event)
         if wanted is not None:
-            stored = [updated.get(e.id, e) for e in recent(event, (wanted, event.type))]
+            stored = [updated.get(e.id, e) for e in recent(event, wanted)]
             original = duplicates.original_of(event, stored)
             if original is not None:
                 event, updated[original.id] = duplicates.marked(event, original)

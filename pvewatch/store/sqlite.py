@@ -425,7 +425,7 @@ class SqliteStore:
     def _write_events(
         self, conn: sqlite3.Connection, events: Sequence[Event], sinks: Routing, now: float
     ) -> list[Event]:
-        def recent(event: Event, types: tuple[str, str]) -> list[Event]:
+        def recent(event: Event, types: tuple[str, ...]) -> list[Event]:
             params = {
                 "cluster": event.cluster,
                 "since": min(now, _ts(event.time)) - LOOKBACK_SECS,

@@ -68,6 +68,7 @@ _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}")
 # A row of vzdump's guest table: VMID, name, status (ok, err), ...
 _GUEST_ROW = re.compile(r"^(\d{1,9})\s+(\S+)\s+(ok|err|todo)\b", re.MULTILINE)
 _GUEST_ERROR = re.compile(r"ERROR: Backup of VM (\d{1,9}) failed - ([^\n]{0,300})")
+_FAIL_COUNT = re.compile(r"^Failure count: (\d{1,9})$", re.MULTILINE)
 _JOB_ERROR = re.compile(r": backup failed: (.{1,300})$")
 
 
@@ -157,6 +158,9 @@ def notice_event(notice: Notice, *, source: Source, name: str, now: datetime) ->
         resource = ResourceRef(f"replication/{job}", "replication", vmid=vmid, node=host)
         condition = f"replication.failed:{resource.id}"
         details["job_id"] = job
+        count = _FAIL_COUNT.search(notice.message)
+        if count:
+            details["fail_count"] = int(count.group(1))
     elif source == "pve" and kind == "fencing":
         type_ = "node.fenced"
         details["fenced"] = notice.title.startswith("Successfully")
@@ -175,7 +179,7 @@ def notice_event(notice: Notice, *, source: Source, name: str, now: datetime) ->
     severity = EVENT_TYPES[type_].severity
     if type_ == f"{source}.notification":
         severity = SEVERITIES[notice.severity]
-    subject = json.dumps([notice.title, dict(notice.fields)], sort_keys=True)
+    subject = json.dumps([notice.title, dict(notice.fields), notice.message], sort_keys=True)
     sent = datetime.fromtimestamp(notice.timestamp, UTC)
     return Event(
         id=event_id(name, type_, subject, None, sent),

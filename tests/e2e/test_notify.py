@@ -301,6 +301,27 @@ def test_a_failed_backup_seen_by_the_poll_first_is_one_page(sim: SimServer, daem
     assert len(of_type(daemon.events(), "task.failed")) == 1
 
 
+def test_pve_repeating_a_replication_failure_is_one_page(sim: SimServer, daemon: Daemon) -> None:
+    now = int(time.time())
+    job = {"type": "replication", "job-id": "102-0"}
+    first = sim_notify(sim, **job, fail_count=1, timestamp=now - 300)
+    again = sim_notify(sim, **job, fail_count=2, timestamp=now)
+    assert first["http_status"] == again["http_status"] == 202
+    stored = wait_for(
+        lambda: len(of_type(daemon.stored(), "replication.failed")) == 2 or None,
+        what="both recorded",
+    )
+    assert stored
+    found = of_type(daemon.stored(), "replication.failed")
+    pages = [e for e in found if e.get("suppressed") != "duplicate"]
+    repeats = [e for e in found if e.get("suppressed") == "duplicate"]
+    assert [e["details"]["fail_count"] for e in pages] == [1]
+    assert [e["details"]["duplicate_of"] for e in repeats] == [pages[0]["id"]]
+    assert (
+        pages[0]["condition"] == repeats[0]["condition"] == "replication.failed:replication/102-0"
+    )
+
+
 def post(url: str, body: bytes, /, **headers: str) -> httpx.Response:
     return httpx.post(url, content=body, headers=headers, timeout=10)
 

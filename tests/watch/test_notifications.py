@@ -84,6 +84,7 @@ def test_replication_is_the_checks_condition() -> None:
     doc = context("synthetic-webhook-context-pve-replication-failed")
     event = notice_event(read_notice(body(doc)), source="pve", name="lab", now=NOW)
     assert event.condition == "replication.failed:replication/101-0"
+    assert event.details["fail_count"] == 3, "PVE's failure count, read from the message"
     assert event.resource is not None
     assert (event.resource.type, event.resource.vmid, event.resource.node) == (
         "replication",
