@@ -42,6 +42,7 @@ BACKLOG = 128  # connections the kernel holds before accept; more are refused by
 MAX_HEADERS = 64
 MAX_LINE_BYTES = 8190  # the request line, and each header
 _CHUNK = 64 * 1024  # an answer is written in pieces, so a slow reader holds no copy of it
+_DRAIN_FACTOR = 4  # a body up to this many times a route's limit is read before its 413
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -221,20 +222,29 @@ def _answered(route: Route, asked: Asked, gzip_ok: bool) -> Answer:
 
 
 async def _read_body(request: web.BaseRequest, limit: int, deadline: float) -> bytes | Answer:
-    """At most `limit` bytes of body, in by the request's deadline; else the answer."""
+    """At most `limit` bytes of body, in by the request's deadline; else the answer.
+
+    A body over the limit is read on and dropped, up to `_DRAIN_FACTOR` times the limit
+    and within the deadline, before the 413: closing a socket with unread bytes resets
+    it, and the client would see the reset instead of the answer."""
+    too_large = Answer(413, f"the body is over {limit} bytes\n".encode())
     length = request.content_length
-    if length is not None and length > limit:
-        return Answer(413, f"the body is over {limit} bytes\n".encode())
+    drain = limit * _DRAIN_FACTOR
+    if length is not None and length > drain:
+        return too_large
     body = bytearray()
+    received = 0
     try:
         async with asyncio.timeout_at(deadline):
             while chunk := await request.content.read(_CHUNK):
-                body += chunk
-                if len(body) > limit:
-                    return Answer(413, f"the body is over {limit} bytes\n".encode())
+                received += len(chunk)
+                if received > drain:
+                    return too_large
+                if received <= limit:
+                    body += chunk
     except TimeoutError:
-        return Answer(408, b"the body did not arrive in time\n")
-    return bytes(body)
+        return too_large if received > limit else Answer(408, b"the body did not arrive in time\n")
+    return too_large if received > limit else bytes(body)
 
 
 async def _send(
