@@ -4,7 +4,9 @@ before the 202 (pvewatch.http.notify)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,7 +60,7 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     metrics = Metrics(clusters={"lab": 1.0}, sinks=["console"])
-    inbox = Inbox()
+    inbox = Inbox(wait_secs=1.0)
     listener = Listener(
         HttpConfig(listen="127.0.0.1:0", basic_auth_users={"prometheus": Secret(HASH)}),
         metrics=metrics,
@@ -118,9 +120,21 @@ def test_the_same_notification_twice_is_one_event(rig: Rig) -> None:
 
 def test_without_a_runtime_no_token_is_known(rig: Rig) -> None:
     assert rig.post("lab", authorization=f"Bearer {TOKEN}").status_code == 401
+
+
+def test_during_a_reload_a_notification_waits_for_the_next_runtime(rig: Rig) -> None:
     rig.inbox.attach(rig.target)
-    rig.inbox.detach(rig.target)
-    assert rig.post("lab", authorization=f"Bearer {TOKEN}").status_code == 401
+    rig.inbox.detach(rig.target)  # the old runtime stopped; its tokens stay valid
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(rig.post, "lab", f"Bearer {TOKEN}")
+        time.sleep(0.3)  # the request is in and waits (not a wait for a condition)
+        assert not waiting.done()
+        rig.inbox.attach(rig.target)
+        assert waiting.result(timeout=10).status_code == 202
+    rig.inbox.detach(rig.target)  # stopping: no runtime comes
+    started = time.monotonic()
+    assert rig.post("lab", authorization=f"Bearer {TOKEN}").status_code == 503
+    assert 0.9 <= time.monotonic() - started < 5
 
 
 def test_a_store_that_cannot_commit_answers_503(rig: Rig) -> None:

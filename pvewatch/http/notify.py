@@ -11,7 +11,8 @@ apply here: PVE cannot send it). The answers:
   comparison costs the same), decided before the body is read;
 - 413 above `MAX_BODY_BYTES` (the listener), 415 for a content type other than JSON,
   400 with a one-line reason for a body that is not a notification;
-- 503 when no runtime is running (a reload in progress) or the store cannot commit.
+- 503 when the store cannot commit, or no runtime came within `RUNTIME_WAIT_SECS` (a
+  reload in progress waits for the next one; the tokens of the last one stay valid).
 
 The body is never logged, nor quoted in an answer: it may carry anything, a secret too.
 
@@ -40,6 +41,9 @@ from pvewatch.watch import suppress
 from pvewatch.watch.notifications import NoticeError, Source, notice_event, read_notice
 
 MAX_BODY_BYTES = 1024 * 1024
+# How long a notification that arrives during a reload waits for the next runtime (PVE
+# does not retry: a short wait beats a 503).
+RUNTIME_WAIT_SECS = 5.0
 # The types a metric label takes as they are; others count as "other".
 KNOWN_TYPES = frozenset(
     {"vzdump", "replication", "fencing", "package-updates", "system-mail", "acme"}
@@ -73,20 +77,25 @@ class Target:
 class Inbox:
     """The ingest's door on the listener: the route, and the runtime behind it."""
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self._lock = threading.Lock()
+    def __init__(
+        self, logger: logging.Logger | None = None, wait_secs: float = RUNTIME_WAIT_SECS
+    ) -> None:
+        self._lock = threading.Condition()
         self._target: Target | None = None
+        # The names and tokens of the last runtime: kept while a reload builds the next.
         self._sources: dict[str, tuple[Source, Secret]] = {}
+        self._wait_secs = wait_secs
         self._log = logger or logging.getLogger("pvewatch.notify")
 
     def attach(self, target: Target) -> None:
         with self._lock:
             self._target, self._sources = target, target.sources()
+            self._lock.notify_all()
 
     def detach(self, target: Target) -> None:
         with self._lock:
             if self._target is target:
-                self._target, self._sources = None, {}
+                self._target = None
 
     def route(self) -> Route:
         return Route(
@@ -111,9 +120,10 @@ class Inbox:
 
     def answer(self, asked: Asked) -> Answer:
         name = asked.params.get("name", "")
-        with self._lock:
+        with self._lock:  # a reload in progress: its next runtime, in a moment
+            self._lock.wait_for(lambda: self._target is not None, timeout=self._wait_secs)
             target, found = self._target, self._sources.get(name)
-        if target is None or found is None:  # a reload took the name away meanwhile
+        if target is None or found is None:  # stopping, or a reload took the name away
             return _text(503, "not receiving notifications right now; try again")
         source = found[0]
 

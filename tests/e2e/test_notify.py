@@ -7,6 +7,7 @@ receiver (native, Slack and Alertmanager bodies) and a JSON log.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import pytest
 
 from pvewatch.config.load import load_config
 from pvewatch.config.types import Config
+from pvewatch.lifecycle.reload import ConfigSource
 from pvewatch.simulator.server import SimServer
 from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.sqlite import SqliteStore
@@ -477,3 +479,41 @@ def test_kill_9_right_after_202_loses_nothing(sim: SimServer, tmp_path: Path) ->
             lambda: set(accepted) <= {e["id"] for e in read_events(tmp_path / "events.jsonl")},
             what="every accepted notification delivered after the restart",
         )
+
+
+def test_notifications_during_a_reload_are_all_accepted(sim: SimServer, tmp_path: Path) -> None:
+    config = notify_config(sim, tmp_path)
+    running = Daemon(config)
+    source = ConfigSource(load=lambda: config)
+    with running_watcher(config, on_listening=running.listening, source=source) as watching:
+        wait_for(running.bound.is_set, what="the listener")
+        wait_for(lambda: baseline_recorded(config), what="the baseline")
+        headers = {"Authorization": f"Bearer {LAB_TOKEN}", "Content-Type": "application/json"}
+        codes: list[int] = []
+        reloaded = threading.Event()
+        count = itertools.count()
+
+        def sender() -> None:
+            with httpx.Client(timeout=30) as client:
+                after = 0
+                while after < 5:  # until the reload is over, and a few more
+                    after += reloaded.is_set()
+                    body = json.loads(NOTICE)
+                    i = next(count)
+                    body |= {"title": f"reload {i}", "timestamp": 1_800_000_000 + i}
+                    url = f"{running.url}/notify/e2e"
+                    codes.append(
+                        client.post(url, content=json.dumps(body), headers=headers).status_code
+                    )
+
+        with ThreadPoolExecutor(4) as pool:
+            senders = [pool.submit(sender) for _ in range(4)]
+            wait_for(lambda: len(codes) >= 20, what="notifications flowing")
+            watching.reload()
+            wait_for(lambda: watching.readies >= 2, what="the reload to finish")
+            reloaded.set()
+            for done in senders:
+                done.result(timeout=60)
+        assert set(codes) == {202}, sorted(set(codes))
+        stored = [e for e in running.stored() if e["summary"].startswith("e2e: reload ")]
+        assert len(stored) == len(codes)
