@@ -145,9 +145,11 @@ def test_a_store_that_cannot_commit_answers_503(rig: Rig) -> None:
     assert "state.db" not in answer.text, "no detail of the store to the sender"
 
 
-def test_only_post() -> None:
-    inbox = Inbox()
-    assert inbox.route().methods == frozenset({"POST"})
+def test_only_post(rig: Rig) -> None:
+    rig.inbox.attach(rig.target)
+    answer = httpx.get(f"{rig.listener.url}/notify/lab")
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "POST"
 
 
 @pytest.mark.parametrize(
