@@ -154,6 +154,7 @@ class Inbox:
             count(notice.type, "store_failed")
             return _text(503, "cannot store the notification now")
         target.committed(recorded)
+        target.metrics.events_recorded(recorded)
         event = recorded[0] if recorded else event
         result = {"duplicate": "duplicate", "silenced": "silenced"}.get(event.suppressed or "")
         count(notice.type, result or "accepted")

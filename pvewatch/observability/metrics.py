@@ -220,6 +220,12 @@ class Metrics:
         with self._lock:
             self._notifications_dropped += 1
 
+    def events_recorded(self, events: Sequence[Event]) -> None:
+        """Events recorded outside a poll (a notification): counted as a poll's are."""
+        counted = [(e.cluster, e.type, e.severity.value) for e in events if self._options.counts(e)]
+        with self._lock:
+            self._events.update(counted)
+
     def notification_received(self, source: str, type_: str, result: str) -> None:
         """A notification was posted to /notify/<name> (pvewatch.http.notify): `source`
         pve, pbs or unknown; `type_` its fields.type (bounded); `result` what came of it."""

@@ -383,6 +383,8 @@ def test_refusals(daemon: Daemon, caplog: pytest.LogCaptureFixture) -> None:
 
     with httpx.Client(timeout=10) as client:
         metrics = client.get(f"{daemon.url}/metrics").text
+    counted = [x for x in metrics.splitlines() if x.startswith("pvewatch_events_total{")]
+    assert any('type="backup.failed"' in x and 'cluster="e2e"' in x for x in counted)
     for result in ("unauthorized", "bad_request", "unsupported_media_type", "accepted"):
         assert f'result="{result}"' in metrics, result
     assert (

@@ -258,6 +258,14 @@ def test_notifications_are_counted_by_source_type_and_result() -> None:
     assert value(samples, name, source="unknown", type="none", result="unauthorized") == 1.0
 
 
+def test_events_recorded_outside_a_poll_are_counted() -> None:
+    metrics, _ = make()
+    metrics.events_recorded([event("backup.failed", None, Severity.CRITICAL)])
+    samples = parse(scrape(metrics))
+    total = "pvewatch_events_total"
+    assert value(samples, total, cluster="prod", type="backup.failed", severity="critical") == 1
+
+
 def test_a_prometheus_sink_picks_the_counted_events_and_the_state_series() -> None:
     sink = SinkConfig("prom", "prometheus", PrometheusOptions(False), SinkFilter(types=("node.*",)))
     options = MetricsOptions.from_sinks([SinkConfig("console", "log", LogOptions()), sink])
