@@ -2,7 +2,8 @@
 
 Read it in the order an event travels (tests/test_layers.py holds the layers):
 - ground: `model` (resources, snapshots, events), `errors`, `secret`, `upid` (task ids),
-  `routing` (which sinks an event reaches), `silence` (which events an operator silenced)
+  `routing` (which sinks an event reaches), `silence` (which events an operator silenced),
+  `duplicates` (a failure seen by the poll and by PVE's notification is one page)
 - `config/`      watch.yaml → frozen dataclasses (pure)
 - `watch/`       rows → snapshot → events → rules (the pure core); `watch/checks/` the
                  health checks' answers → findings → events

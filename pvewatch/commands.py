@@ -228,6 +228,16 @@ def _health(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=5.0, metavar="SECS")
 
 
+def _notify_setup(p: argparse.ArgumentParser) -> None:
+    config_flag(p)
+    p.add_argument("name", metavar="NAME", help="a cluster or backup server with notifications")
+    p.add_argument(
+        "--url",
+        metavar="URL",
+        help="pvewatch's listener as PVE reaches it (default: from http.listen)",
+    )
+
+
 # --- the table ------------------------------------------------------------------------------
 
 COMMANDS: tuple[Command, ...] = (
@@ -278,6 +288,14 @@ COMMANDS: tuple[Command, ...] = (
         "    --token 'pvewatch@pve!demo=3f0c9b3e-4a57-4d8e-9d0b-0f6f5c1d2e3a'",
         _simulate,
         "pvewatch.operate.simulate:simulate_command",
+    ),
+    Command(
+        "notify-setup",
+        "print the pvesh (PVE) or proxmox-backup-manager (PBS) commands that send a "
+        "cluster's or backup server's notifications to pvewatch",
+        "pvewatch notify-setup lab --url https://pvewatch.example:9886",
+        _notify_setup,
+        "pvewatch.operate.notify_setup:notify_setup_command",
     ),
     Command(
         "api",

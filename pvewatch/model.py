@@ -374,7 +374,8 @@ EVENT_TYPES: Mapping[str, EventType] = {
             "replication.failed",
             _W,
             "A replication job fails (`fail_count` > 0 or `error`); critical from "
-            "`fail_count` 3. resource.id `replication/<job id>`.",
+            "`fail_count` 3. resource.id `replication/<job id>`; the check and PVE's notification "
+            "are one condition.",
         ),
         EventType("replication.recovered", _I, "A failing replication job synced again."),
         EventType("qdevice.disconnected", _C, "The QDevice is no longer connected."),
@@ -401,6 +402,28 @@ EVENT_TYPES: Mapping[str, EventType] = {
             "storage.flapping_ended",
             _I,
             "A flapping storage is stable again (warning if unavailable).",
+        ),
+        # Pushed by PVE's and PBS's own notification system (pvewatch.watch.notifications).
+        EventType(
+            "backup.failed",
+            _C,
+            "A PVE backup job (vzdump) failed on a node; details list the failed guests.",
+        ),
+        EventType("backup.succeeded", _I, "A PVE backup job (vzdump) finished on a node."),
+        EventType("node.fenced", _C, "PVE's HA manager is fencing a node, or has fenced it."),
+        EventType("node.updates_available", _I, "A node has package updates available."),
+        EventType("node.system_mail", _W, "Mail to root on a node (smartd, ZFS ZED, cron, ...)."),
+        EventType("pbs.job_failed", _W, "A PBS job (gc, prune, sync, verify, tape) failed."),
+        EventType("pbs.job_succeeded", _I, "A PBS job (gc, prune, sync, verify, tape) succeeded."),
+        EventType(
+            "pve.notification",
+            _I,
+            "Any other PVE notification; its severity follows PVE's (error: critical).",
+        ),
+        EventType(
+            "pbs.notification",
+            _I,
+            "Any other PBS notification; its severity follows PBS's (error: critical).",
         ),
     )
 }

@@ -364,7 +364,8 @@ def test_dashboard_is_valid_and_provisioned() -> None:
     assert dashboard["uid"] == "pvewatch"
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     titles = " ".join(p["title"] for p in panels)
-    for topic in ("Quorum", "Events by type", "Events by severity", "Poll latency", "Outbox"):
+    topics = ("Quorum", "Events by type", "Events by severity", "Poll latency", "Outbox")
+    for topic in (*topics, "Notifications received by result"):
         assert topic in titles
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     provider = yaml.safe_load(

@@ -99,6 +99,28 @@ def test_a_body_is_read_up_to_its_limit() -> None:
         assert streamed.status_code == 413
 
 
+def test_a_body_sent_with_its_head_is_not_counted_as_head() -> None:
+    # One segment with the head and a body past the head budget (4 KiB): answered.
+    body = b"x" * 900 + b"\n" * 9000
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    big = Route("/echo", _echo, methods=frozenset({"POST"}), max_body_bytes=20_000)
+    with serving(routes=(big,)) as listener, _open(listener, head + body) as sock:
+        sock.settimeout(10)
+        answer = b""
+        while not answer.endswith(b" bytes") and (chunk := sock.recv(65536)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
+    assert answer.endswith(b"got 9900 bytes")
+
+
+def test_a_body_over_the_limit_is_read_before_its_413() -> None:
+    # Closing with the body unread would reset the connection: the client would see the
+    # reset, not the 413 (measured: 4 in 10 before the body was read).
+    with serving() as listener, httpx.Client(base_url=listener.url) as client:
+        codes = {client.post("/echo", content=b"x" * 3000).status_code for _ in range(20)}
+    assert codes == {413}
+
+
 def test_auth_is_decided_before_the_body_is_read() -> None:
     config = HttpConfig(listen=LOCAL, basic_auth_users={"prometheus": Secret(HASH)})
     head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999\r\n\r\n"  # and no body

@@ -40,6 +40,7 @@ PURE = (
     "pvewatch.upid",
     "pvewatch.routing",
     "pvewatch.silence",
+    "pvewatch.duplicates",
     "pvewatch.config",
     "pvewatch.watch",
     "pvewatch.sinks.formats",
@@ -51,7 +52,7 @@ PURE = (
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
         *("pvewatch", "pvewatch.errors", "pvewatch.secret", "pvewatch.model"),
-        *("pvewatch.upid", "pvewatch.routing", "pvewatch.silence"),
+        *("pvewatch.upid", "pvewatch.routing", "pvewatch.silence", "pvewatch.duplicates"),
     ),
     ("pvewatch.config",),
     ("pvewatch.watch", "pvewatch.sinks.formats"),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pvewatch.config.checks import checks_section
+from pvewatch.config.notifications import notifications
 from pvewatch.config.reading import (
     NAME,
     Ctx,
@@ -29,7 +30,7 @@ _FINGERPRINT = re.compile(r"(?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64
 _CLUSTER_KEYS = frozenset(
     {"name", "endpoints", "token", "token_file", "username", "password", "password_file"}
     | {"tls", "interval_secs", "timeout_secs", "source_failure_threshold"}
-    | {"max_response_bytes", "checks"}
+    | {"max_response_bytes", "checks", "notifications"}
 )
 _TLS_KEYS = frozenset({"verify", "ca_file", "fingerprint"})
 
@@ -104,6 +105,7 @@ def _cluster(ctx: Ctx, path: str, value: object) -> ClusterConfig | None:
             16 * 1024**3,
         ),
         checks=checks_section(ctx, f"{path}.checks", m.get("checks")),
+        notifications=notifications(ctx, f"{path}.notifications", m.get("notifications")),
     )
 
 

@@ -31,6 +31,7 @@ from typing import TextIO
 
 from pvewatch.config.clusters import clusters_section
 from pvewatch.config.logging import log_section
+from pvewatch.config.notifications import backup_servers_section
 from pvewatch.config.reading import Ctx, expand_env, get_mapping, read_document
 from pvewatch.config.rules import rules_sections
 from pvewatch.config.service import http_section, store_section
@@ -44,7 +45,7 @@ from pvewatch.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/pvewatch/watch.yaml")
 _RULE_KEYS = frozenset({"expect", "maintenance", "rules", "thresholds"})
-_ROOT_KEYS = frozenset({"clusters", "store", "http", "sinks", "log"})
+_ROOT_KEYS = frozenset({"clusters", "store", "http", "sinks", "log", "backup_servers"})
 
 
 def load_config(path: Path, env: Mapping[str, str], *, sink_types: SinkTypes) -> Config:
@@ -107,6 +108,9 @@ def check_config(
 def summary_lines(config: Config) -> list[str]:
     """What the config means, one line per item, without any secret."""
     lines = [_cluster_summary(c) for c in config.clusters]
+    lines += [
+        f"backup server {b.name}: notifications at /notify/{b.name}" for b in config.backup_servers
+    ]
     store = config.store
     where = store.postgres.where() if store.postgres else store.path
     lines.append(f"store {where} (events kept {store.retention_days} days)")
@@ -141,10 +145,11 @@ def _cluster_summary(c: ClusterConfig) -> str:
     }[c.tls.mode]
     if all(e.startswith("http://") for e in c.endpoints):
         tls = "none (plain http)"
+    notify = f"; notifications at /notify/{c.name}" if c.notifications else ""
     return (
         f"cluster {c.name}: {', '.join(c.endpoints)}; auth {auth}; tls {tls}; "
         f"every {c.interval_secs:g}s (timeout {c.timeout_secs:g}s, "
-        f"unreachable after {c.source_failure_threshold} failed polls)"
+        f"unreachable after {c.source_failure_threshold} failed polls){notify}"
     )
 
 
@@ -155,8 +160,9 @@ def _root(ctx: Ctx, doc: object, sink_types: SinkTypes) -> Config:
     m = get_mapping(ctx, "", doc, _ROOT_KEYS | _RULE_KEYS)
     if m is None:
         return Config(clusters=())
+    clusters = clusters_section(ctx, m.get("clusters"))
     return Config(
-        clusters=clusters_section(ctx, m.get("clusters")),
+        clusters=clusters,
         store=store_section(ctx, m.get("store")),
         http=http_section(ctx, m.get("http")),
         sinks=sinks_section(ctx, m.get("sinks"), sink_types),
@@ -164,5 +170,8 @@ def _root(ctx: Ctx, doc: object, sink_types: SinkTypes) -> Config:
             ctx, m.get("expect"), m.get("maintenance"), m.get("rules"), m.get("thresholds")
         ),
         log=log_section(ctx, m.get("log")),
+        backup_servers=backup_servers_section(
+            ctx, m.get("backup_servers"), [c.name for c in clusters]
+        ),
         warnings=tuple(ctx.warnings),
     )

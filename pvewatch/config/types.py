@@ -46,6 +46,21 @@ DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationsConfig:
+    """What PVE's (or PBS's) webhook target sends to `POST /notify/<name>`."""
+
+    token: Secret  # PVE sends `Authorization: Bearer <token>`
+
+
+@dataclass(frozen=True, slots=True)
+class BackupServerConfig:
+    """A Proxmox Backup Server: only its notifications, for now."""
+
+    name: str
+    notifications: NotificationsConfig
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     name: str
     endpoints: tuple[str, ...]
@@ -60,6 +75,7 @@ class ClusterConfig:
     # The health checks beside the poll (pvewatch.config.checks). A config file without
     # `checks:` gets every check; a config built in code, none unless it names them.
     checks: tuple[CheckConfig, ...] = ()
+    notifications: NotificationsConfig | None = None  # None: no POST /notify/<name>
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +231,7 @@ class Config:
     # The rule sections (expect, maintenance, rules, thresholds): pvewatch.config.rules.
     rules: RulesConfig = field(default_factory=RulesConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    backup_servers: tuple[BackupServerConfig, ...] = ()
     # Valid but risky settings ("verify: false", plain http), each "key.path: why".
     warnings: tuple[str, ...] = ()
 

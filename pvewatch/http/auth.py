@@ -12,8 +12,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import bcrypt
@@ -105,3 +106,31 @@ def _basic_credentials(header: str | None) -> tuple[str, bytes] | None:
     if not sep:
         return None
     return user.decode("utf-8", "replace"), password
+
+
+class BearerAuth:
+    """Checks `Authorization: Bearer <token>` in constant time; `token` None (a name
+    nobody configured) refuses everyone after the same comparison, so an answer does not
+    tell a configured name from an unknown one. `on_refused` is told of each refusal."""
+
+    challenge = 'Bearer realm="pvewatch"'
+
+    def __init__(self, token: Secret | None, on_refused: Callable[[], None] = lambda: None) -> None:
+        self._expected = hashlib.sha256(b"Bearer " + _token_bytes(token)).digest()
+        self._known = token is not None
+        self._on_refused = on_refused
+
+    def quick(self, authorization: str | None) -> bool:
+        given = hashlib.sha256((authorization or "").strip().encode("utf-8", "replace")).digest()
+        ok = hmac.compare_digest(given, self._expected) and self._known
+        if not ok:
+            self._on_refused()
+        return ok
+
+    def check(self, authorization: str | None) -> bool:
+        return self.quick(authorization)
+
+
+def _token_bytes(token: Secret | None) -> bytes:
+    # An unknown name compares against a random token nobody has.
+    return token.reveal().encode() if token is not None else secrets.token_hex(32).encode()

@@ -237,11 +237,13 @@ class Gate(asyncio.Protocol):
         if self.state == "waiting":
             if not self.head_bytes:
                 self.head_started = self._loop.time()
-            self.head_bytes += len(data)
+            end = _head_end(self._tail, data)
+            # Only the head counts: the chunk that ends it may carry the body's start.
+            self.head_bytes += len(data) if end is None else end
             if self.head_bytes > self._keeper.limits.max_head_bytes:
                 self._keeper._drop(self, "request head too large")
                 return
-            if _ends_head(self._tail, data):  # the handler is about to run: not evictable
+            if end is not None:  # the handler is about to run: not evictable
                 self.busy()
             self._tail = data[-3:]
         if self.inner is None:  # right after the handshake, before start_tls returned
@@ -313,7 +315,8 @@ class Gate(asyncio.Protocol):
         self._keeper._log.debug("http: " + message, *args)
 
 
-def _ends_head(tail: bytes, data: bytes) -> bool:
-    """Whether the blank line that ends a request head is in `data` (or spans `tail`, the
-    last bytes received before it)."""
-    return b"\r\n\r\n" in data or b"\r\n\r\n" in tail + data[:3]
+def _head_end(tail: bytes, data: bytes) -> int | None:
+    """Where in `data` the request head ends (just after its blank line, which may span
+    `tail`, the last bytes received before `data`), or None when it does not end here."""
+    found = (tail + data).find(b"\r\n\r\n")
+    return None if found < 0 else max(0, found + 4 - len(tail))

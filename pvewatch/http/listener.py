@@ -42,6 +42,7 @@ BACKLOG = 128  # connections the kernel holds before accept; more are refused by
 MAX_HEADERS = 64
 MAX_LINE_BYTES = 8190  # the request line, and each header
 _CHUNK = 64 * 1024  # an answer is written in pieces, so a slow reader holds no copy of it
+_DRAIN_FACTOR = 4  # a body up to this many times a route's limit is read before its 413
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -75,6 +76,8 @@ class Listener:
         self._log = logger or logging.getLogger("pvewatch.http")
         standard = standard_routes(metrics, readiness, heartbeat, stale_after_secs)
         self._routes = (*routes, *standard)
+        # As logged: the standard paths first ("serving /metrics, ..."), then the others.
+        self._paths = [r.path for r in (*standard, *routes)]
         self._auth = BasicAuth(config.basic_auth_users)
         self._limits = limits or Limits()
         self._sock: socket.socket | None = None
@@ -105,7 +108,7 @@ class Listener:
         self._thread = threading.Thread(target=loop.run_forever, name="pvewatch-http", daemon=True)
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._serve(self._sock, tls), loop).result(timeout=30)
-        *others, last = [r.path for r in self._routes]
+        *others, last = self._paths
         served = f"{', '.join(others)} and {last}" if others else last
         self._log.info("serving %s on %s", served, self.url)
 
@@ -186,6 +189,8 @@ class Listener:
             return await _send(request, refused, close=True)
         asked = Asked(request.method, request.path, found[1] if found else {}, request.headers)
         auth = (route.auth if route else None) or self._auth
+        if route is not None and route.auth_of is not None:
+            auth = route.auth_of(asked.params)
         allowed = auth.quick(request.headers.get("Authorization"))
         if allowed is None:
             loop = asyncio.get_running_loop()
@@ -219,20 +224,29 @@ def _answered(route: Route, asked: Asked, gzip_ok: bool) -> Answer:
 
 
 async def _read_body(request: web.BaseRequest, limit: int, deadline: float) -> bytes | Answer:
-    """At most `limit` bytes of body, in by the request's deadline; else the answer."""
+    """At most `limit` bytes of body, in by the request's deadline; else the answer.
+
+    A body over the limit is read on and dropped, up to `_DRAIN_FACTOR` times the limit
+    and within the deadline, before the 413: closing a socket with unread bytes resets
+    it, and the client would see the reset instead of the answer."""
+    too_large = Answer(413, f"the body is over {limit} bytes\n".encode())
     length = request.content_length
-    if length is not None and length > limit:
-        return Answer(413, f"the body is over {limit} bytes\n".encode())
+    drain = limit * _DRAIN_FACTOR
+    if length is not None and length > drain:
+        return too_large
     body = bytearray()
+    received = 0
     try:
         async with asyncio.timeout_at(deadline):
             while chunk := await request.content.read(_CHUNK):
-                body += chunk
-                if len(body) > limit:
-                    return Answer(413, f"the body is over {limit} bytes\n".encode())
+                received += len(chunk)
+                if received > drain:
+                    return too_large
+                if received <= limit:
+                    body += chunk
     except TimeoutError:
-        return Answer(408, b"the body did not arrive in time\n")
-    return bytes(body)
+        return too_large if received > limit else Answer(408, b"the body did not arrive in time\n")
+    return too_large if received > limit else bytes(body)
 
 
 async def _send(

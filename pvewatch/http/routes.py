@@ -1,7 +1,8 @@
 """What the listener answers, as a table of routes (no HTTP library here).
 
 A `Route` says its path (`/metrics`, or with `{name}` segments: `/notify/{name}`), its
-methods, who may ask (`auth`: None is the listener's basic auth) and how large a body it
+methods, who may ask (`auth`: None is the listener's basic auth; `auth_of`: an Auth per
+`{name}`, a token per cluster for the notification ingest) and how large a body it
 reads (`max_body_bytes`; 0 reads none). The listener decides auth from the head alone,
 then reads at most that many bytes within the request deadline, then calls `answer`.
 An answer that costs CPU (`blocking`) runs on the listener's worker thread, so probes
@@ -49,6 +50,8 @@ class Route:
     answer: Callable[[Asked], Answer]
     methods: frozenset[str] = GET_HEAD
     auth: Auth | None = None  # None: the listener's basic auth
+    # The Auth for the `{name}` segments asked (a token per name), instead of `auth`.
+    auth_of: Callable[[Mapping[str, str]], Auth] | None = None
     max_body_bytes: int = 0
     blocking: bool = False
 

@@ -102,6 +102,7 @@ async def _serve(
                         readiness=service.readiness,
                         resumed=previous is not None,
                         sink_types=sink_types,
+                        inbox=service.inbox,
                     )
                 )
                 if service.http is None:  # bound once the store is open, kept across reloads

@@ -28,6 +28,7 @@ from typing import Literal
 from pvewatch.config.types import Config, HttpConfig
 from pvewatch.errors import ConfigError
 from pvewatch.http.listener import Listener
+from pvewatch.http.notify import Inbox
 from pvewatch.lifecycle.systemd import Notifier, ServiceStatus
 from pvewatch.observability.metrics import Metrics
 from pvewatch.observability.probes import Heartbeat, Readiness
@@ -136,6 +137,7 @@ class Carried:
     readiness: Readiness = field(default_factory=Readiness)
     listener: Listener | None = None
     http: HttpConfig | None = None
+    inbox: Inbox = field(default_factory=Inbox)  # POST /notify/<name>, to each runtime
 
     def listen(self, http: HttpConfig) -> None:
         """Serve `http`. The same `listen` keeps the socket (scrapes and probes do not
@@ -174,6 +176,7 @@ class Carried:
             readiness=self.readiness,
             heartbeat=self.heartbeat,
             logger=self.log,
+            routes=(self.inbox.route(),),
         )
         listener.start()
         return listener

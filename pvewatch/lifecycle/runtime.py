@@ -20,6 +20,7 @@ from pvewatch.deliver.deliverer import Deliverer
 from pvewatch.deliver.policy import RetryPolicy
 from pvewatch.deliver.settings import settings_for
 from pvewatch.http.listener import Listener
+from pvewatch.http.notify import Inbox, Target
 from pvewatch.model import Event
 from pvewatch.observability.metrics import Metrics, MetricsOptions
 from pvewatch.observability.observe import Observers
@@ -108,18 +109,24 @@ async def open_runtime(
     readiness: Readiness | None = None,
     resumed: bool = False,
     sink_types: SinkTypes = SINK_TYPES,
+    inbox: Inbox | None = None,
 ) -> AsyncIterator[Runtime]:
     """Start every component in order; stop them in reverse order, whatever happens.
     `serve_http` starts the listener of `config.http` too (last, so it stops first).
     A reload passes the `metrics` and `readiness` to carry on with and `resumed` (see
     ClusterWatcher).
-    `sink_types`: the table the config's sinks were read with."""
+    `sink_types`: the table the config's sinks were read with. `inbox`: where the
+    listener receives PVE's notifications (the daemon's, kept across reloads); the
+    runtime records them while it runs."""
     for warning in config.warnings:  # at each start and reload, as check-config prints them
         log.warning("config: %s", warning)
     async with contextlib.AsyncExitStack() as stack:
+        # Backup servers are led too (PostgreSQL replicas): one replica delivers the
+        # notifications of each, whichever replica received them.
+        led = [c.name for c in config.clusters] + [b.name for b in config.backup_servers]
         store, leadership = open_state(
             config.store,
-            [c.name for c in config.clusters],
+            led,
             on_change=lambda cluster, leading: runtime.leader_changed(cluster, leading),
             on_database=lambda ok, detail: runtime.readiness.database_changed(ok, detail),
             busy=lambda cluster: runtime.polling(cluster),
@@ -222,15 +229,33 @@ async def open_runtime(
         runtime.poll_on_takeover = True
         stack.push_async_callback(_cancel, asyncio.create_task(leadership.run()))
         if serve_http and config.http.listen is not None:
+            inbox = inbox or Inbox(log)
             runtime.listener = Listener(
                 config.http,
                 metrics=metrics,
                 readiness=readiness,
                 heartbeat=runtime.heartbeat,
                 logger=log,
+                routes=(inbox.route(),),
             )
             runtime.listener.start()
             stack.callback(runtime.listener.close)
+        if inbox is not None:
+            loop = asyncio.get_running_loop()
+
+            def committed(events: list[Event]) -> None:  # on the listener's thread
+                loop.call_soon_threadsafe(runtime.wake_deliverers, events)
+
+            target = Target(
+                config,
+                store,
+                functools.partial(route, delivered),
+                metrics,
+                utcnow,
+                committed,
+            )
+            inbox.attach(target)
+            stack.callback(inbox.detach, target)  # first thing on the way out
         yield runtime
 
 

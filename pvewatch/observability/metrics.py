@@ -128,6 +128,8 @@ class Metrics:
         self._delivery_durations: dict[str, Histogram] = {}
         self._enabled: dict[str, bool] = {}
         self._notifications_dropped = 0
+        # Notifications PVE and PBS pushed (source, type, result): POST /notify/<name>.
+        self._received: Counter[tuple[str, str, str]] = Counter()
         # The last (re)load of the config: did it succeed, and when did one last succeed.
         self._reload_ok, self._reload_time = True, clock()
         self._cache_lock = threading.Lock()
@@ -222,6 +224,18 @@ class Metrics:
         with self._lock:
             self._notifications_dropped += 1
 
+    def events_recorded(self, events: Sequence[Event]) -> None:
+        """Events recorded outside a poll (a notification): counted as a poll's are."""
+        counted = [(e.cluster, e.type, e.severity.value) for e in events if self._options.counts(e)]
+        with self._lock:
+            self._events.update(counted)
+
+    def notification_received(self, source: str, type_: str, result: str) -> None:
+        """A notification was posted to /notify/<name> (pvewatch.http.notify): `source`
+        pve, pbs or unknown; `type_` its fields.type (bounded); `result` what came of it."""
+        with self._lock:
+            self._received[(source, type_, result)] += 1
+
     def sink_enabled(self, sink: str, enabled: bool) -> None:
         with self._lock:
             self._enabled[sink] = enabled
@@ -288,7 +302,14 @@ class Metrics:
                 reload=(float(self._reload_ok), self._reload_time),
             )
             dropped = self._notifications_dropped
+            received = dict(self._received)
         yield from _pipeline_families(seen)
+        yield _counter(
+            "notifications_received",
+            "Notifications PVE and PBS posted to /notify/<name>, by result",
+            ("source", "type", "result"),
+            received,
+        )
         yield CounterMetricFamily(
             "pvewatch_systemd_notifications_dropped",
             "systemd notifications (STATUS=, WATCHDOG=1, ...) not sent: the socket was full",

@@ -29,13 +29,14 @@ from typing import Any
 import psycopg
 
 from pvewatch.config.types import PostgresConfig
+from pvewatch.duplicates import LOOKBACK_SECS
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
 from pvewatch.store import postgres_sql as sql
 from pvewatch.store.base import CheckState, ClusterStatus, Fencing, OutboxItem, Routing
 from pvewatch.store.leadership import lock_key
-from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
+from pvewatch.store.rows import Reader, changed_resources, deduplicated, event_rows, to_json
 
 __all__ = ["NotLeader", "PostgresStore", "connect_args"]
 
@@ -301,12 +302,13 @@ class PostgresStore:
             rows = cur.fetchall()
         return [self._read.item(r) for r in rows]
 
-    def record_events(self, events: Sequence[Event], sinks: Routing) -> None:
+    def record_events(self, events: Sequence[Event], sinks: Routing) -> list[Event]:
         """Record events that no poll produced, with their outbox rows, in one
-        transaction. Known event ids are skipped."""
+        transaction. Known event ids are skipped. The events as recorded (see
+        SqliteStore.record_events)."""
         now = self._clock()
         with self._transaction("record events") as cur:
-            self._write_events(cur, events, sinks, now)
+            return self._write_events(cur, events, sinks, now)
 
     def deliveries(
         self, *, sink: str | None = None, state: str | None = None, limit: int = 1000
@@ -553,13 +555,27 @@ class PostgresStore:
         events: Sequence[Event],
         sinks: Routing,
         now: datetime,
-    ) -> None:
+    ) -> list[Event]:
+        def recent(event: Event, types: tuple[str, ...]) -> list[Event]:
+            cur.execute(sql.LOCK_SIGHTINGS, (event.cluster,))
+            since = min(_utc(now), _utc(event.time)) - timedelta(seconds=LOOKBACK_SECS)
+            params = {"cluster": event.cluster, "since": since, "types": list(types)}
+            cur.execute(sql.SELECT_RECENT, params)
+            return [self._read.event(r[0], "an event") for r in cur.fetchall()]
+
+        events, updated = deduplicated(events, recent)
+        if updated:
+            cur.executemany(
+                sql.UPDATE_EVENT_DATA,
+                [(to_json(e.to_dict(), f"event {e.id}"), e.id) for e in updated],
+            )
         events_out, outbox = event_rows(events, sinks, _utc(now), _utc)
         outbox = [(e, sink, c, _text(rid), due, at) for e, sink, c, rid, due, at in outbox]
         if events_out:
             cur.executemany(sql.INSERT_EVENT, events_out)
         if outbox:
             cur.executemany(sql.INSERT_OUTBOX, outbox)
+        return events
 
     def _items(self, what: str, query: str, params: Any) -> list[OutboxItem]:
         with self._transaction(what) as cur:

@@ -160,6 +160,15 @@ SELECT_EVENTS = """
       AND (%(pattern)s::text IS NULL OR type ~ %(pattern)s)
       AND (%(cluster)s::text IS NULL OR cluster = %(cluster)s)
     ORDER BY time DESC, seq DESC LIMIT %(limit)s"""
+# The events of a cluster of some types recorded since a time (pvewatch.duplicates), once
+# this transaction holds the cluster's lock for them: two sightings recorded at once see
+# each other.
+LOCK_SIGHTINGS = "SELECT pg_advisory_xact_lock(hashtext('pvewatch-sightings:' || %s))"
+SELECT_RECENT = """
+    SELECT data FROM events
+    WHERE cluster = %(cluster)s AND time >= %(since)s AND type = ANY(%(types)s)
+    ORDER BY time, seq"""
+UPDATE_EVENT_DATA = "UPDATE events SET data = %s WHERE id = %s"
 PRUNE_OUTBOX = """
     DELETE FROM outbox WHERE state != 'pending' AND (
         coalesce(delivered_at, dead_at, created_at) < %(cutoff)s

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from pvewatch import duplicates
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource
 from pvewatch.silence import Silence, parse_match
@@ -59,8 +60,31 @@ def event_rows(
         # fake clock nor a skewed one holds the row back.
         first_attempt = min(time, now)
         rid = e.resource.id if e.resource else None
-        outbox += [(e.id, s, e.cluster, rid, first_attempt, now) for s in route(e)]
+        # A second sighting goes nowhere, whatever the caller routed before it was one.
+        sinks_of_e = () if e.suppressed == duplicates.DUPLICATE else route(e)
+        outbox += [(e.id, s, e.cluster, rid, first_attempt, now) for s in sinks_of_e]
     return events_out, outbox
+
+
+def deduplicated(
+    events: Sequence[Event], recent: Callable[[Event, tuple[str, ...]], list[Event]]
+) -> tuple[list[Event], list[Event]]:
+    """`events` with the second sightings of a failure marked duplicates
+    (pvewatch.duplicates), and the stored events to write again with what the duplicates
+    added. `recent(event, types)`: the stored events of the event's cluster of these types
+    recorded in the last `duplicates.LOOKBACK_SECS` (read in the transaction that records
+    `events`, under the store's write lock)."""
+    out: list[Event] = []
+    updated: dict[str, Event] = {}
+    for event in events:
+        wanted = duplicates.wanted_types(event)
+        if wanted is not None:
+            stored = [updated.get(e.id, e) for e in recent(event, wanted)]
+            original = duplicates.original_of(event, stored)
+            if original is not None:
+                event, updated[original.id] = duplicates.marked(event, original)
+        out.append(event)
+    return out, list(updated.values())
 
 
 class Reader:

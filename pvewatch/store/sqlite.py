@@ -31,12 +31,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pvewatch.duplicates import LOOKBACK_SECS
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
 from pvewatch.store import sqlite_sql as sql
 from pvewatch.store.base import CheckState, ClusterStatus, OutboxItem, Routing
-from pvewatch.store.rows import Reader, changed_resources, event_rows, to_json
+from pvewatch.store.rows import Reader, changed_resources, deduplicated, event_rows, to_json
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
 
@@ -247,12 +248,13 @@ class SqliteStore:
             rows = conn.execute(sql.SELECT_HEADS, params).fetchall()
         return [self._read.item(r) for r in rows]
 
-    def record_events(self, events: Sequence[Event], sinks: Routing) -> None:
-        """Record events that no poll produced (e.g. sink.disabled), with their outbox
-        rows, in one transaction. Known event ids are skipped."""
+    def record_events(self, events: Sequence[Event], sinks: Routing) -> list[Event]:
+        """Record events that no poll produced (e.g. sink.disabled, a notification), with
+        their outbox rows, in one transaction. Known event ids are skipped. The events as
+        recorded: a second sighting marked a duplicate (pvewatch.duplicates)."""
         now = _ts(self._clock())
         with self._lock, self._transaction("record events", write=True) as conn:
-            self._write_events(conn, events, sinks, now)
+            return self._write_events(conn, events, sinks, now)
 
     def deliveries(
         self, *, sink: str | None = None, state: str | None = None, limit: int = 1000
@@ -456,10 +458,25 @@ class SqliteStore:
 
     def _write_events(
         self, conn: sqlite3.Connection, events: Sequence[Event], sinks: Routing, now: float
-    ) -> None:
-        event_rows_, outbox_rows = event_rows(events, sinks, now, _ts)
+    ) -> list[Event]:
+        def recent(event: Event, types: tuple[str, ...]) -> list[Event]:
+            params = {
+                "cluster": event.cluster,
+                "since": min(now, _ts(event.time)) - LOOKBACK_SECS,
+                "types": json.dumps(types),
+            }
+            rows = conn.execute(sql.SELECT_RECENT, params).fetchall()
+            return [self._read.event(r[0], "an event") for r in rows]
+
+        recorded, updated = deduplicated(events, recent)
+        conn.executemany(
+            sql.UPDATE_EVENT_DATA,
+            [(to_json(e.to_dict(), f"event {e.id}"), e.id) for e in updated],
+        )
+        event_rows_, outbox_rows = event_rows(recorded, sinks, now, _ts)
         conn.executemany(sql.INSERT_EVENT, event_rows_)
         conn.executemany(sql.INSERT_OUTBOX, outbox_rows)
+        return recorded
 
     def _transition(self, outbox_id: int, target: str, sql: str, params: tuple[Any, ...]) -> None:
         """Apply a mark_* to a pending row; marking a row again with its state is a no-op."""

@@ -160,6 +160,13 @@ SELECT_EVENTS = """
       AND (:pattern IS NULL OR type GLOB :pattern)
       AND (:cluster IS NULL OR cluster = :cluster)
     ORDER BY time DESC, seq DESC LIMIT :limit"""
+# The events of a cluster of some types recorded since a time (pvewatch.duplicates).
+SELECT_RECENT = """
+    SELECT data FROM events
+    WHERE cluster = :cluster AND time >= :since
+      AND type IN (SELECT value FROM json_each(:types))
+    ORDER BY time, seq"""
+UPDATE_EVENT_DATA = "UPDATE events SET data = ? WHERE id = ?"
 # An expired event goes only when no sink still has it pending; finished outbox rows go
 # when they finished before the cutoff or when their event goes.
 PRUNE_OUTBOX = """

@@ -186,6 +186,8 @@ def test_check_config_unreadable_bytes(tmp_path: Path) -> None:
 
 def test_the_example_is_valid(tmp_path: Path) -> None:
     (tmp_path / "lab.password").write_text("hunter2\n")
+    for name in ("prod", "pbs1"):
+        (tmp_path / f"{name}.notify").write_text(f"{name}-notify-0123456789abcdef\n")
     env = {
         "PVE_TOKEN": TOKEN,
         "PVE_LAB_CA_FILE": str(ca_pem(tmp_path)),
@@ -196,6 +198,10 @@ def test_the_example_is_valid(tmp_path: Path) -> None:
     assert [c.tls.mode for c in config.clusters] == ["pinned", "ca_file"]
     assert config.clusters[1].password == Secret("hunter2")
     assert [s.name for s in config.sinks] == ["console"]
+    notifications = config.clusters[0].notifications
+    assert notifications is not None
+    assert notifications.token.reveal() == "prod-notify-0123456789abcdef"
+    assert [b.name for b in config.backup_servers] == ["pbs1"]
 
 
 KEYS = ["clusters", "name", "endpoints", "token", "token_file", "username", "password",

@@ -31,7 +31,7 @@ from tests.e2e.harness import TOKEN, control
 from tests.e2e.receiver import SECRET, Receiver
 
 LEADER_CHECK_SECS = 0.5
-_LISTENING = re.compile(r"serving /metrics, /healthz and /readyz on (http://\S+)")
+_LISTENING = re.compile(r"serving /metrics, /healthz,? (?:and )?/readyz.* on (http://\S+)")
 
 
 def write_config(

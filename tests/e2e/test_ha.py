@@ -6,12 +6,14 @@ delivered, under one id with one body, and no change is reported twice."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pvewatch.config.types import PostgresConfig
@@ -171,3 +173,44 @@ def test_once_with_postgres_polls_the_clusters_nobody_leads(
         assert sorted(found) == ["ha1", "ha2"]
         assert all(s.last_poll is not None for s in found.values())
         assert all(s.leader is None for s in found.values())  # given up when it exited
+
+
+def test_notifications_reach_any_replica_and_are_delivered_once(
+    tmp_path: Path, pg: PostgresConfig
+) -> None:
+    """PVE posts to whichever replica its URL names: any replica records; the replica
+    leading the cluster (or the backup server) delivers, once."""
+    token = "ha-notify-0123456789abcdef"
+    with simulator(guests=4, seed=10) as sim, receiver() as hook:
+        path = write_config(tmp_path, sim, pg, hook, clusters=1)
+        doc = json.loads(path.read_text())
+        doc["clusters"][0]["notifications"] = {"token": token}
+        doc["backup_servers"] = [{"name": "pbs1", "notifications": {"token": token}}]
+        path.write_text(json.dumps(doc))
+        with replicas(path, tmp_path) as group:
+            members = [group.start(), group.start()]
+            wait_for(lambda: all(m.url() for m in members), what="both listening")
+            sent = []
+            for i, (member, name) in enumerate([(m, n) for m in members for n in ("ha1", "pbs1")]):
+                body = {
+                    "title": f"Garbage Collect Datastore 'store{i}' failed",
+                    "message": "",
+                    "severity": "error",
+                    "timestamp": 1_800_000_000 + i,
+                    "fields": {"type": "gc", "datastore": f"store{i}", "hostname": "pbs"},
+                }
+                answer = httpx.post(
+                    f"{member.url()}/notify/{name}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=10,
+                )
+                assert answer.status_code == 202, answer.text
+                sent.append(answer.json()["id"])
+
+            def delivered() -> list[str] | None:
+                ids = [d.json()["data"]["id"] for d in hook.accepted()]
+                return ids if set(sent) <= set(ids) else None
+
+            ids = wait_for(delivered, timeout=30, what="every notification delivered")
+            assert all(ids.count(i) == 1 for i in sent), "once each"

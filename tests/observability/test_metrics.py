@@ -247,6 +247,25 @@ def test_events_are_counted_by_type_and_severity() -> None:
     assert value(samples, "pvewatch_events_total", type="source.recovered", severity="info") == 1.0
 
 
+def test_notifications_are_counted_by_source_type_and_result() -> None:
+    metrics, _ = make()
+    metrics.notification_received("pve", "vzdump", "accepted")
+    metrics.notification_received("pve", "vzdump", "accepted")
+    metrics.notification_received("unknown", "none", "unauthorized")
+    samples = parse(scrape(metrics))
+    name = "pvewatch_notifications_received_total"
+    assert value(samples, name, source="pve", type="vzdump", result="accepted") == 2.0
+    assert value(samples, name, source="unknown", type="none", result="unauthorized") == 1.0
+
+
+def test_events_recorded_outside_a_poll_are_counted() -> None:
+    metrics, _ = make()
+    metrics.events_recorded([event("backup.failed", None, Severity.CRITICAL)])
+    samples = parse(scrape(metrics))
+    total = "pvewatch_events_total"
+    assert value(samples, total, cluster="prod", type="backup.failed", severity="critical") == 1
+
+
 def test_a_prometheus_sink_picks_the_counted_events_and_the_state_series() -> None:
     sink = SinkConfig("prom", "prometheus", PrometheusOptions(False), SinkFilter(types=("node.*",)))
     options = MetricsOptions.from_sinks([SinkConfig("console", "log", LogOptions()), sink])
