@@ -4,6 +4,11 @@ timestamptz for times, and two tables of its own for the replicas that share it.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from pvewatch.store.base import EventQuery
+
 # Migration N+1 takes a database from schema version N to N+1, in one transaction.
 # Append only: never edit a migration that has been released.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -72,6 +77,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             cluster text PRIMARY KEY,
             replica text NOT NULL,
             since timestamptz NOT NULL)""",
+    ),
+    (
+        # The read API and the status page (pvewatch.http): the newest events of one
+        # cluster, and each sink's dead rows, without a scan of everything stored.
+        "CREATE INDEX events_cluster_seq ON events (cluster, seq)",
+        "CREATE INDEX outbox_dead ON outbox (sink, outbox_id) WHERE state = 'dead'",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -182,6 +193,44 @@ SELECT_STATUS = """
     LEFT JOIN leaders AS l ON l.cluster = c.name
     LEFT JOIN replicas AS r ON r.id = l.replica
     ORDER BY c.name"""
+
+# The read API (pvewatch.http.view).
+DELIVERY_STATES = """
+    SELECT event_id, sink, state, attempts, last_error FROM outbox
+    WHERE event_id = ANY(%s::text[]) ORDER BY outbox_id"""
+QUEUE_COUNTS = """
+    SELECT sink, 'pending', count(*) FROM outbox WHERE state = 'pending' GROUP BY sink
+    UNION ALL
+    SELECT sink, 'dead', count(*) FROM outbox WHERE state = 'dead' GROUP BY sink"""
+QUEUE_LAST_ERROR = """
+    SELECT outbox_id, last_error FROM outbox
+    WHERE sink = %s AND state = %s AND last_error IS NOT NULL
+    ORDER BY outbox_id DESC LIMIT 1"""
+RESOURCE_COUNTS = """
+    SELECT cluster, data::json->>'type', data::json->>'status', count(*)
+    FROM resources GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+
+
+def browse(query: EventQuery) -> tuple[str, dict[str, Any]]:
+    """The statement of `PostgresStore.browse`, with only the conditions given."""
+    conditions: dict[str, str | int | datetime | None] = {
+        "seq < %(before)s": query.before,
+        "time >= %(since)s": query.since,
+        "time < %(until)s": query.until,
+        "type ~ %(pattern)s": None
+        if query.type_pattern is None
+        else glob_to_regex(query.type_pattern),
+        "cluster = %(cluster)s": query.cluster,
+        "id = %(id)s": query.event_id,
+        "data::json->>'severity' = %(severity)s": query.severity,
+        "data::json->'resource'->>'id' = %(resource)s": query.resource,
+    }
+    given = {c: v for c, v in conditions.items() if v is not None}
+    where = " AND ".join(given) or "true"
+    params = {c.rsplit("%(", 1)[1][:-2]: v for c, v in given.items()} | {"limit": query.limit}
+    # Only the fixed conditions above are joined; every value is a parameter.
+    statement = f"SELECT seq, data FROM events WHERE {where} ORDER BY seq DESC LIMIT %(limit)s"  # noqa: S608
+    return statement, params
 
 
 def glob_to_regex(pattern: str) -> str:

@@ -6,14 +6,14 @@ SQLite, datetime for PostgreSQL) through the converters it passes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource
 from pvewatch.silence import Silence, parse_match
-from pvewatch.store.base import OutboxItem, Routing
+from pvewatch.store.base import OutboxItem, Queue, Routing
 
 Stamp = TypeVar("Stamp", float, datetime)
 EventRow = tuple[str, str, str, Any, Any, str]  # id, cluster, type, time, created_at, data
@@ -61,6 +61,24 @@ def event_rows(
         rid = e.resource.id if e.resource else None
         outbox += [(e.id, s, e.cluster, rid, first_attempt, now) for s in route(e)]
     return events_out, outbox
+
+
+def queues(
+    counts: Iterable[Sequence[Any]], last_error: Callable[[str, str], Sequence[Any] | None]
+) -> list[Queue]:
+    """Each sink's Queue from rows of (sink, state, count) and, per (sink, state), the
+    (outbox_id, error) of its newest row with an error: the newer of pending and dead."""
+    found: dict[str, dict[str, int]] = {}
+    errors: dict[str, tuple[int, str | None]] = {}
+    for sink, state, n in counts:
+        found.setdefault(sink, {})[state] = int(n)
+        newest = last_error(sink, state)
+        if newest is not None and newest[0] > errors.get(sink, (0, None))[0]:
+            errors[sink] = (newest[0], newest[1])
+    return [
+        Queue(sink, n.get("pending", 0), n.get("dead", 0), errors.get(sink, (0, None))[1])
+        for sink, n in sorted(found.items())
+    ]
 
 
 class Reader:

@@ -4,6 +4,12 @@ as UTC epoch seconds (REAL)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pvewatch.store.base import EventQuery
+
 # Migration N+1 takes a database from user_version N to N+1, in one transaction.
 # Append only: never edit a migration that has been released.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -74,6 +80,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # pending row of a line is one index probe.
         """CREATE INDEX outbox_lines ON outbox (sink, cluster, resource_id, outbox_id)
             WHERE state = 'pending'""",
+    ),
+    (
+        # The read API and the status page (pvewatch.http): the newest events of one
+        # cluster, and each sink's dead rows, without a scan of everything stored.
+        "CREATE INDEX events_cluster_seq ON events (cluster, seq)",
+        "CREATE INDEX outbox_dead ON outbox (sink, outbox_id) WHERE state = 'dead'",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -175,3 +187,40 @@ FROM clusters ORDER BY name"""
 COUNT_OUTBOX = "SELECT count(*) FROM outbox WHERE sink = ? AND state = ?"
 DELETE_SILENCE = "DELETE FROM silences WHERE id = ?"
 PRUNE_SILENCES = "DELETE FROM silences WHERE ends_at < :cutoff"
+
+# The read API (pvewatch.http.view).
+DELIVERY_STATES = """
+    SELECT event_id, sink, state, attempts, last_error FROM outbox
+    WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY outbox_id"""
+# Two queries, not one with `state IN (...)`: each walks its partial index.
+QUEUE_COUNTS = """
+    SELECT sink, 'pending', count(*) FROM outbox WHERE state = 'pending' GROUP BY sink
+    UNION ALL
+    SELECT sink, 'dead', count(*) FROM outbox WHERE state = 'dead' GROUP BY sink"""
+QUEUE_LAST_ERROR = """
+    SELECT outbox_id, last_error FROM outbox
+    WHERE sink = ? AND state = ? AND last_error IS NOT NULL ORDER BY outbox_id DESC LIMIT 1"""
+RESOURCE_COUNTS = """
+    SELECT cluster, json_extract(data, '$.type'), json_extract(data, '$.status'), count(*)
+    FROM resources GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+
+
+def browse(query: EventQuery, stamp: Callable[[datetime], float]) -> tuple[str, dict[str, Any]]:
+    """The statement of `SqliteStore.browse`, with only the conditions given, so that
+    SQLite can pick the index that fits (cluster, id, time, or seq alone)."""
+    conditions = {
+        "seq < :before": query.before,
+        "time >= :since": None if query.since is None else stamp(query.since),
+        "time < :until": None if query.until is None else stamp(query.until),
+        "type GLOB :pattern": query.type_pattern,
+        "cluster = :cluster": query.cluster,
+        "id = :id": query.event_id,
+        "json_extract(data, '$.severity') = :severity": query.severity,
+        "json_extract(data, '$.resource.id') = :resource": query.resource,
+    }
+    given = {c: v for c, v in conditions.items() if v is not None}
+    where = " AND ".join(given) or "1"
+    params = {c.rsplit(":", 1)[1]: v for c, v in given.items()} | {"limit": query.limit}
+    # Only the fixed conditions above are joined; every value is a parameter.
+    statement = f"SELECT seq, data FROM events WHERE {where} ORDER BY seq DESC LIMIT :limit"  # noqa: S608
+    return statement, params
