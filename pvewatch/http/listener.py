@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import gzip
 import logging
 import socket
@@ -184,7 +185,9 @@ class Listener:
             allow = ", ".join(sorted(route.methods))
             refused = Answer(405, b"method not allowed\n", headers={"Allow": allow})
             return await _send(request, refused, close=True)
-        asked = Asked(request.method, request.path, found[1] if found else {}, request.headers)
+        query = {name: request.query[name] for name in request.query}
+        params = found[1] if found else {}
+        asked = Asked(request.method, request.path, params, request.headers, query=query)
         auth = (route.auth if route else None) or self._auth
         allowed = auth.quick(request.headers.get("Authorization"))
         if allowed is None:
@@ -200,7 +203,7 @@ class Listener:
             body = await _read_body(request, route.max_body_bytes, deadline)
             if isinstance(body, Answer):
                 return await _send(request, body, close=True)
-            asked = Asked(asked.method, asked.path, asked.params, asked.headers, body)
+            asked = dataclasses.replace(asked, body=body)
         gzip_ok = "gzip" in request.headers.get("Accept-Encoding", "")
         if route.blocking:
             loop = asyncio.get_running_loop()

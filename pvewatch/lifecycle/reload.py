@@ -28,6 +28,8 @@ from typing import Literal
 from pvewatch.config.types import Config, HttpConfig
 from pvewatch.errors import ConfigError
 from pvewatch.http.listener import Listener
+from pvewatch.http.page import read_routes
+from pvewatch.http.view import ReadView
 from pvewatch.lifecycle.systemd import Notifier, ServiceStatus
 from pvewatch.observability.metrics import Metrics
 from pvewatch.observability.probes import Heartbeat, Readiness
@@ -136,6 +138,8 @@ class Carried:
     readiness: Readiness = field(default_factory=Readiness)
     listener: Listener | None = None
     http: HttpConfig | None = None
+    # What the read API and the status page read: each runtime gives it its store.
+    view: ReadView = field(default_factory=ReadView)
 
     def listen(self, http: HttpConfig) -> None:
         """Serve `http`. The same `listen` keeps the socket (scrapes and probes do not
@@ -174,6 +178,7 @@ class Carried:
             readiness=self.readiness,
             heartbeat=self.heartbeat,
             logger=self.log,
+            routes=read_routes(self.view, self.log),
         )
         listener.start()
         return listener

@@ -19,6 +19,8 @@ from pvewatch.deliver.deliverer import Deliverer
 from pvewatch.deliver.policy import RetryPolicy
 from pvewatch.deliver.settings import settings_for
 from pvewatch.http.listener import Listener
+from pvewatch.http.page import read_routes
+from pvewatch.http.view import ReadView, Source
 from pvewatch.model import Event
 from pvewatch.observability.metrics import Metrics, MetricsOptions
 from pvewatch.observability.observe import Observers
@@ -55,6 +57,16 @@ class Runtime:
     # Set once the first share is taken: a cluster taken over later is polled at once.
     poll_on_takeover: bool = False
     takeover_polls: set[asyncio.Task[PollResult]] = field(default_factory=set)
+
+    def read_source(self) -> Source:
+        """What the read API and the status page read while this runtime runs; writes
+        (silences) only when the listener asks for a password."""
+        return Source(
+            self.store,
+            clusters=[c.name for c in self.config.clusters],
+            sinks=[s.config.name for s in self.sinks],
+            writable=bool(self.config.http.basic_auth_users),
+        )
 
     def leader_changed(self, cluster: str, leading: bool) -> None:
         """This replica took or gave up a cluster (replicas sharing a PostgreSQL store):
@@ -197,6 +209,7 @@ async def open_runtime(
                 readiness=readiness,
                 heartbeat=runtime.heartbeat,
                 logger=log,
+                routes=read_routes(ReadView(runtime.read_source()), log),
             )
             runtime.listener.start()
             stack.callback(runtime.listener.close)
