@@ -31,7 +31,7 @@ def sim() -> Iterator[SimServer]:
         yield s
 
 
-def stopped(url: str) -> list[dict[str, Any]]:
+def stopped(url: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     found = api(url, "/api/v1/events", type="guest.stopped", resource="qemu/100")
     return [(e, found["deliveries"][e["id"]]) for e in found["events"]]
 
