@@ -46,7 +46,7 @@ def other_guest(sim: SimServer, n: int) -> str:
     """The n-th guest other than VMs 100 and 101."""
     rows = sim_call(sim, "GET", "/resources")
     ids = [r["id"] for r in rows if r["type"] in ("qemu", "lxc")]
-    return sorted(set(ids) - {"qemu/100", "qemu/101"})[n]
+    return str(sorted(set(ids) - {"qemu/100", "qemu/101"})[n])
 
 
 def texts(driver: Any, css: str) -> list[str]:
