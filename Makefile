@@ -66,6 +66,7 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench.latency --quick
 	$(BENCH_VENV)/bin/python -m bench.delivery
 	$(BENCH_VENV)/bin/python -m bench.exporter
+	$(BENCH_VENV)/bin/python -m bench.page
 	$(BENCH_VENV)/bin/python -m bench.report
 
 # The versions the Docker image installs (deploy/docker/constraints.txt): pvewatch[postgres]
