@@ -22,7 +22,7 @@ from pvewatch.errors import StoreError
 from pvewatch.http.auth import basic_user
 from pvewatch.http.query import BadQuery, event_query, parse_ago
 from pvewatch.http.routes import GET_HEAD, Answer, Asked, Route
-from pvewatch.http.view import ReadView, Unavailable, silence
+from pvewatch.http.view import ReadView, Unavailable
 from pvewatch.silence import Matcher
 from pvewatch.store.base import EventQuery
 
@@ -149,7 +149,7 @@ def _silence_event(view: ReadView, asked: Asked) -> Answer:
         comment=(comment or f"from the status page, event {event.id}")[:500],
         created_by=user,
     )
-    return _json(201, {"silence": silence(made, now)})
+    return _json(201, {"silence": made.to_dict(now)})
 
 
 def _json(status: int, body: dict[str, Any]) -> Answer:

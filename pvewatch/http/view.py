@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pvewatch.model import format_time
-from pvewatch.silence import Silence
 from pvewatch.store.base import ClusterStatus, Delivery, EventQuery, Store
 
 API_VERSION = 1
@@ -110,7 +109,7 @@ class ReadView:
     def silences(self) -> dict[str, Any]:
         source = self.source
         now = self.clock()
-        found = [silence(s, now) for s in source.store.silences(now)]
+        found = [s.to_dict(now) for s in source.store.silences(now)]
         return {"api": API_VERSION, "writable": source.writable, "silences": found}
 
 
@@ -159,15 +158,3 @@ def checks_of(store: Store, cluster: str) -> list[dict[str, Any]]:
 
 def delivery(d: Delivery) -> dict[str, Any]:
     return {"sink": d.sink, "state": d.state, "attempts": d.attempts, "last_error": d.last_error}
-
-
-def silence(s: Silence, now: datetime) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "match": s.match,
-        "starts_at": format_time(s.starts_at),
-        "ends_at": format_time(s.ends_at),
-        "active": s.active(now),
-        "comment": s.comment,
-        "created_by": s.created_by,
-    }

@@ -43,7 +43,14 @@ from pvewatch.store.base import (
     Routing,
 )
 from pvewatch.store.leadership import lock_key
-from pvewatch.store.rows import Reader, changed_resources, event_rows, queues, to_json
+from pvewatch.store.rows import (
+    QUEUE_COUNTS,
+    Reader,
+    changed_resources,
+    event_rows,
+    queues,
+    to_json,
+)
 
 __all__ = ["NotLeader", "PostgresStore", "connect_args"]
 
@@ -388,7 +395,7 @@ class PostgresStore:
 
     def queues(self) -> list[Queue]:
         with self._transaction("read the queues") as cur:
-            cur.execute(sql.QUEUE_COUNTS)
+            cur.execute(QUEUE_COUNTS)
             counts = cur.fetchall()
 
             def last_error(sink: str, state: str) -> tuple[Any, ...] | None:

@@ -4,10 +4,10 @@ timestamptz for times, and two tables of its own for the replicas that share it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pvewatch.store.base import EventQuery
+from pvewatch.store.rows import select_events
 
 # Migration N+1 takes a database from schema version N to N+1, in one transaction.
 # Append only: never edit a migration that has been released.
@@ -198,10 +198,6 @@ SELECT_STATUS = """
 DELIVERY_STATES = """
     SELECT event_id, sink, state, attempts, last_error FROM outbox
     WHERE event_id = ANY(%s::text[]) ORDER BY outbox_id"""
-QUEUE_COUNTS = """
-    SELECT sink, 'pending', count(*) FROM outbox WHERE state = 'pending' GROUP BY sink
-    UNION ALL
-    SELECT sink, 'dead', count(*) FROM outbox WHERE state = 'dead' GROUP BY sink"""
 QUEUE_LAST_ERROR = """
     SELECT outbox_id, last_error FROM outbox
     WHERE sink = %s AND state = %s AND last_error IS NOT NULL
@@ -212,25 +208,19 @@ RESOURCE_COUNTS = """
 
 
 def browse(query: EventQuery) -> tuple[str, dict[str, Any]]:
-    """The statement of `PostgresStore.browse`, with only the conditions given."""
-    conditions: dict[str, str | int | datetime | None] = {
-        "seq < %(before)s": query.before,
-        "time >= %(since)s": query.since,
-        "time < %(until)s": query.until,
-        "type ~ %(pattern)s": None
-        if query.type_pattern is None
-        else glob_to_regex(query.type_pattern),
-        "cluster = %(cluster)s": query.cluster,
-        "id = %(id)s": query.event_id,
-        "data::json->>'severity' = %(severity)s": query.severity,
-        "data::json->'resource'->>'id' = %(resource)s": query.resource,
-    }
-    given = {c: v for c, v in conditions.items() if v is not None}
-    where = " AND ".join(given) or "true"
-    params = {c.rsplit("%(", 1)[1][:-2]: v for c, v in given.items()} | {"limit": query.limit}
-    # Only the fixed conditions above are joined; every value is a parameter.
-    statement = f"SELECT seq, data FROM events WHERE {where} ORDER BY seq DESC LIMIT %(limit)s"  # noqa: S608
-    return statement, params
+    """The statement of `PostgresStore.browse` and its parameters."""
+    pattern = None if query.type_pattern is None else glob_to_regex(query.type_pattern)
+    conditions = [
+        ("seq < {}", "before", query.before),
+        ("time >= {}", "since", query.since),
+        ("time < {}", "until", query.until),
+        ("type ~ {}", "pattern", pattern),
+        ("cluster = {}", "cluster", query.cluster),
+        ("id = {}", "id", query.event_id),
+        ("data::json->>'severity' = {}", "severity", query.severity),
+        ("data::json->'resource'->>'id' = {}", "resource", query.resource),
+    ]
+    return select_events(conditions, lambda name: f"%({name})s", query.limit)
 
 
 def glob_to_regex(pattern: str) -> str:

@@ -81,6 +81,29 @@ def queues(
     ]
 
 
+# Each sink's rows pending and dead, for `queues` (the same SQL in both stores). Two
+# queries, not one with `state IN (...)`: each walks its partial index.
+QUEUE_COUNTS = """
+    SELECT sink, 'pending', count(*) FROM outbox WHERE state = 'pending' GROUP BY sink
+    UNION ALL
+    SELECT sink, 'dead', count(*) FROM outbox WHERE state = 'dead' GROUP BY sink"""
+
+
+def select_events(
+    conditions: Sequence[tuple[str, str, Any]], mark: Callable[[str], str], limit: int
+) -> tuple[str, dict[str, Any]]:
+    """`SELECT seq, data FROM events`, newest first, with only the conditions whose value
+    is not None, so that the database can pick the index that fits (cluster, id, time,
+    or seq alone). A condition is (SQL with `{}` where its parameter goes, the
+    parameter's name, its value); `mark` writes a parameter in the store's style."""
+    given = [(sql, name, value) for sql, name, value in conditions if value is not None]
+    where = " AND ".join(sql.format(mark(name)) for sql, name, _ in given) or "1 = 1"
+    params = {name: value for _, name, value in given} | {"limit": limit}
+    # Only the fixed conditions of the stores are joined; every value is a parameter.
+    statement = f"SELECT seq, data FROM events WHERE {where} ORDER BY seq DESC"  # noqa: S608
+    return f"{statement} LIMIT {mark('limit')}", params
+
+
 class Reader:
     """Turns stored rows back into objects; what cannot be read is a StoreError naming
     the store (`where`) and the row."""

@@ -43,7 +43,14 @@ from pvewatch.store.base import (
     Queue,
     Routing,
 )
-from pvewatch.store.rows import Reader, changed_resources, event_rows, queues, to_json
+from pvewatch.store.rows import (
+    QUEUE_COUNTS,
+    Reader,
+    changed_resources,
+    event_rows,
+    queues,
+    to_json,
+)
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
 
@@ -346,7 +353,7 @@ class SqliteStore:
             def last_error(sink: str, state: str) -> Any:
                 return conn.execute(sql.QUEUE_LAST_ERROR, (sink, state)).fetchone()
 
-            return queues(conn.execute(sql.QUEUE_COUNTS).fetchall(), last_error)
+            return queues(conn.execute(QUEUE_COUNTS).fetchall(), last_error)
 
     def resource_counts(self) -> list[tuple[str, str, str | None, int]]:
         with self._lock, self._transaction("count resources") as conn:

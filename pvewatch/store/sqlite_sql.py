@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pvewatch.store.base import EventQuery
+from pvewatch.store.rows import select_events
 
 # Migration N+1 takes a database from user_version N to N+1, in one transaction.
 # Append only: never edit a migration that has been released.
@@ -192,11 +193,6 @@ PRUNE_SILENCES = "DELETE FROM silences WHERE ends_at < :cutoff"
 DELIVERY_STATES = """
     SELECT event_id, sink, state, attempts, last_error FROM outbox
     WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY outbox_id"""
-# Two queries, not one with `state IN (...)`: each walks its partial index.
-QUEUE_COUNTS = """
-    SELECT sink, 'pending', count(*) FROM outbox WHERE state = 'pending' GROUP BY sink
-    UNION ALL
-    SELECT sink, 'dead', count(*) FROM outbox WHERE state = 'dead' GROUP BY sink"""
 QUEUE_LAST_ERROR = """
     SELECT outbox_id, last_error FROM outbox
     WHERE sink = ? AND state = ? AND last_error IS NOT NULL ORDER BY outbox_id DESC LIMIT 1"""
@@ -206,21 +202,17 @@ RESOURCE_COUNTS = """
 
 
 def browse(query: EventQuery, stamp: Callable[[datetime], float]) -> tuple[str, dict[str, Any]]:
-    """The statement of `SqliteStore.browse`, with only the conditions given, so that
-    SQLite can pick the index that fits (cluster, id, time, or seq alone)."""
-    conditions = {
-        "seq < :before": query.before,
-        "time >= :since": None if query.since is None else stamp(query.since),
-        "time < :until": None if query.until is None else stamp(query.until),
-        "type GLOB :pattern": query.type_pattern,
-        "cluster = :cluster": query.cluster,
-        "id = :id": query.event_id,
-        "json_extract(data, '$.severity') = :severity": query.severity,
-        "json_extract(data, '$.resource.id') = :resource": query.resource,
-    }
-    given = {c: v for c, v in conditions.items() if v is not None}
-    where = " AND ".join(given) or "1"
-    params = {c.rsplit(":", 1)[1]: v for c, v in given.items()} | {"limit": query.limit}
-    # Only the fixed conditions above are joined; every value is a parameter.
-    statement = f"SELECT seq, data FROM events WHERE {where} ORDER BY seq DESC LIMIT :limit"  # noqa: S608
-    return statement, params
+    """The statement of `SqliteStore.browse` and its parameters."""
+    since = None if query.since is None else stamp(query.since)
+    until = None if query.until is None else stamp(query.until)
+    conditions = [
+        ("seq < {}", "before", query.before),
+        ("time >= {}", "since", since),
+        ("time < {}", "until", until),
+        ("type GLOB {}", "pattern", query.type_pattern),
+        ("cluster = {}", "cluster", query.cluster),
+        ("id = {}", "id", query.event_id),
+        ("json_extract(data, '$.severity') = {}", "severity", query.severity),
+        ("json_extract(data, '$.resource.id') = {}", "resource", query.resource),
+    ]
+    return select_events(conditions, lambda name: f":{name}", query.limit)

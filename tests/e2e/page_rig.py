@@ -17,7 +17,8 @@ from pvewatch.config.load import load_config
 from pvewatch.config.types import Config
 from pvewatch.simulator.server import SimServer
 from pvewatch.sinks.table import SINK_TYPES
-from tests.e2e.harness import TOKEN, baseline_recorded, control, running_watcher, wait_for
+from tests.e2e.harness import baseline_recorded, control, running_watcher, wait_for
+from tests.e2e.test_webhook import write_config
 from tests.need import need
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,37 +37,14 @@ def closed_port() -> int:
 
 def daemon_config(sim: SimServer, tmp: Path, **http: Any) -> Config:
     """One cluster on `sim`, a webhook that is refused (dead after one attempt), a log
-    sink, and the listener on a free port with `http` (basic_auth_users, ...)."""
-    assert sim.fingerprint is not None
-    doc = {
-        "clusters": [
-            {
-                "name": "e2e",
-                "endpoints": [sim.url],
-                "token": TOKEN,
-                "tls": {"fingerprint": sim.fingerprint},
-                "interval_secs": 1,
-                "timeout_secs": 2,
-            }
-        ],
-        "store": {"path": str(tmp / "state.db")},
-        "http": {"listen": "127.0.0.1:0", **http},
-        "rules": {"shape": {"hold": False, "flapping": False}},
-        "sinks": {
-            "hook": {
-                "type": "webhook",
-                "url": f"http://127.0.0.1:{closed_port()}/{URL_TOKEN}",
-                "secret": "${HOOK_SECRET}",
-                "timeout_secs": 1,
-                "retry": {"initial_secs": 0.1, "max_secs": 0.2, "max_attempts": 1},
-            },
-            "events": {"type": "log", "format": "json", "path": str(tmp / "events.jsonl")},
-        },
-    }
-    path = tmp / "watch.yaml"
+    sink, no holds, and the listener on a free port with `http` (basic_auth_users, ...)."""
+    url = f"http://127.0.0.1:{closed_port()}/{URL_TOKEN}"
+    path = write_config(sim, tmp, url, retry={"max_attempts": 1, "initial_secs": 0.1})
+    doc = json.loads(path.read_text())
+    doc["http"] |= http
+    doc["rules"] = {"shape": {"hold": False, "flapping": False}}
     path.write_text(json.dumps(doc))
-    env = {"HOOK_SECRET": HOOK_SECRET}
-    return load_config(path, env, sink_types=SINK_TYPES)
+    return load_config(path, {"HOOK_SECRET": HOOK_SECRET}, sink_types=SINK_TYPES)
 
 
 @contextmanager
