@@ -76,6 +76,7 @@ class Listener:
         self._log = logger or logging.getLogger("pvewatch.http")
         standard = standard_routes(metrics, readiness, heartbeat, stale_after_secs)
         self._routes = (*routes, *standard)
+        self._added = [r.path for r in routes]
         self._auth = BasicAuth(config.basic_auth_users)
         self._limits = limits or Limits()
         self._sock: socket.socket | None = None
@@ -106,7 +107,9 @@ class Listener:
         self._thread = threading.Thread(target=loop.run_forever, name="pvewatch-http", daemon=True)
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._serve(self._sock, tls), loop).result(timeout=30)
-        *others, last = [r.path for r in self._routes]
+        if self._added:
+            self._log.info("serving %s", ", ".join(self._added))
+        *others, last = [r.path for r in self._routes[len(self._added) :]]
         served = f"{', '.join(others)} and {last}" if others else last
         self._log.info("serving %s on %s", served, self.url)
 

@@ -80,9 +80,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (
         # The read API and the status page (pvewatch.http): the newest events of one
-        # cluster, and each sink's dead rows, without a scan of everything stored.
-        "CREATE INDEX events_cluster_seq ON events (cluster, seq)",
-        "CREATE INDEX outbox_dead ON outbox (sink, outbox_id) WHERE state = 'dead'",
+        # cluster, and each sink's dead rows, without a scan of everything stored. IF NOT
+        # EXISTS: harmless, and this migration may be renumbered when others land.
+        "CREATE INDEX IF NOT EXISTS events_cluster_seq ON events (cluster, seq)",
+        "CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (sink, outbox_id) WHERE state = 'dead'",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
