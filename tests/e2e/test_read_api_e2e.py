@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from pvewatch.lifecycle.reload import ConfigSource
 from pvewatch.simulator.server import SimServer
-from tests.e2e.harness import TOKEN, simulator, wait_for
+from tests.e2e.harness import TOKEN, baseline_recorded, running_watcher, simulator, wait_for
 from tests.e2e.page_rig import (
     HOOK_SECRET,
     URL_TOKEN,
@@ -101,3 +102,22 @@ def test_paging_is_stable_while_events_are_committed(sim: SimServer, tmp_path: P
     assert len(after) > len(seen), "no event was committed while paging"
     # Everything stored when paging began, once, newest first; what came later: not at all.
     assert seen == after[after.index(newest) :]
+
+
+def test_the_api_reads_the_new_runtimes_store_after_a_reload(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    config = daemon_config(sim, tmp_path)
+    urls: list[str] = []
+    with running_watcher(
+        config, on_listening=urls.append, source=ConfigSource(lambda: config)
+    ) as w:
+        wait_for(lambda: baseline_recorded(config), what="the baseline")
+        url = urls[-1]
+        assert api(url, "/api/v1/status")["clusters"][0]["health"] == "ok"
+        readies = w.readies
+        w.reload()
+        wait_for(lambda: w.readies > readies, what="the reload")
+        stop_by(sim, 100, "carol@pve")
+        wait_for(lambda: stopped(url), what="the stop, read from the reloaded runtime's store")
+        assert len(urls) == 1  # the same listener
