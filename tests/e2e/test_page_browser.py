@@ -6,6 +6,7 @@ reload, and shows a guest named `<script>alert(1)</script>` as text."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from pvewatch.simulator.server import SimServer
 from tests.e2e.harness import simulator, wait_for
 from tests.e2e.page_rig import api, browser, daemon, daemon_config, sim_call, stop_by
+from tests.test_http import HASH
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -130,3 +132,39 @@ def test_a_hostile_guest_name_is_text(chromium: Any, url: str, sim: SimServer) -
         chromium.switch_to.alert.text  # noqa: B018
     scripts = chromium.find_elements(By.TAG_NAME, "script")
     assert len(scripts) == 1  # the page's own
+
+
+def test_it_reads_on_a_phone(chromium: Any, url: str) -> None:
+    chromium.set_window_size(412, 915)  # a common phone's CSS pixels
+    try:
+        chromium.get(url + "/")
+        width = chromium.execute_script("return document.documentElement.scrollWidth;")
+        inner = chromium.execute_script("return window.innerWidth;")
+        assert width <= inner, "the page scrolls sideways on a phone"
+    finally:
+        chromium.set_window_size(1000, 1000)
+
+
+def test_silence_a_resource_from_the_page_then_expire_it(
+    sim: SimServer, tmp_path: Path, chromium: Any
+) -> None:
+    """With a password on the listener: the buttons are there and work from the page
+    (the browser sends the password it was given and the page's write header)."""
+    from selenium.webdriver.common.by import By
+
+    sim_call(sim, "PATCH", "/resources/qemu/100", {"status": "running"})
+    with daemon(daemon_config(sim, tmp_path, basic_auth_users={"admin": HASH})) as url:
+        stop_by(sim, 100, "dave@pve")
+        host = url.removeprefix("http://")
+        chromium.get(f"http://admin:s3cret@{host}/?type=guest.stopped")
+        wait_for(lambda: texts(chromium, 'button[data-act="silence"]'), what="a silence button")
+        chromium.find_element(By.CSS_SELECTOR, "details.event summary").click()
+        chromium.find_element(By.CSS_SELECTOR, 'button[data-act="silence"]').click()
+        wait_for(lambda: texts(chromium, "#silences code"), what="the silence on the page")
+        [match] = texts(chromium, "#silences code")
+        assert match.startswith("cluster=e2e,resource=qemu/")
+        chromium.find_element(By.CSS_SELECTOR, 'button[data-act="expire"]').click()
+        wait_for(
+            lambda: "No active silence." in " ".join(texts(chromium, "#silences")),
+            what="the silence expired",
+        )
