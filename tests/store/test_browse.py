@@ -127,3 +127,21 @@ def test_resource_counts_by_cluster_type_and_status(store: AnyStore) -> None:
         ("prod", "qemu", "running", 3),
         ("prod", "qemu", "stopped", 2),
     ]
+
+
+def test_a_replica_answers_for_every_cluster_of_the_shared_store(store: AnyStore) -> None:
+    """The read API's status on either store: a replica whose config names only `prod`
+    still shows `lab`, which another replica polls into the same store."""
+    from pvewatch.http.view import ReadView, Source
+
+    for cluster in ("prod", "lab"):
+        snap = snapshot(resources(2), cluster=cluster)
+        store.commit_poll(cluster, snapshot=snap, events=[event(1, cluster=cluster)],
+                          sinks=("hook",), health=SourceHealth())  # fmt: skip
+    view = ReadView(Source(store, clusters=["prod"], sinks=["hook"]))
+    clusters = view.status()["clusters"]
+    assert [(c["name"], c["watched"], c["health"]) for c in clusters] == [
+        ("lab", False, "ok"),
+        ("prod", True, "ok"),
+    ]
+    assert [e["cluster"] for e in view.events(EventQuery())["events"]] == ["lab", "prod"]
