@@ -5,6 +5,7 @@ tests (tests/e2e/test_page_browser.py) check what a person sees."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +103,22 @@ def test_a_bad_filter_is_a_400_saying_why(store: SqliteStore) -> None:
 def test_write_buttons_only_when_writes_are_allowed(store: SqliteStore, writable: bool) -> None:
     html = page(store, writable=writable).body.decode()
     assert ('data-act="silence"' in html) is writable
+
+
+def test_older_events_page_on_with_the_filters_kept(store: SqliteStore) -> None:
+    store.commit_poll(
+        "prod",
+        snapshot=None,
+        events=[event(n) for n in range(10, 70)],
+        sinks=[],
+        health=SourceHealth(),
+    )
+    first = page(store, {"cluster": "prod"}).body.decode()
+    assert first.count('<details class="event') == 50
+    older = first.split('<a id="older" href="?')[1].split('"')[0].replace("&amp;", "&")
+    query = dict(pair.split("=") for pair in older.split("&"))
+    assert query["cluster"] == "prod"
+    rest = page(store, query).body.decode()
+    shown = re.findall(r'id="event-(evt_prod_\d+)"', first + rest)
+    assert sorted(shown) == sorted(f"evt_prod_{n}" for n in [2, 3, *range(10, 70)])
+    assert 'id="older"' not in rest
