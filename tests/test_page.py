@@ -5,8 +5,8 @@ tests (tests/e2e/test_page_browser.py) check what a person sees."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
