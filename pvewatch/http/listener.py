@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import gzip
 import logging
 import socket
@@ -187,7 +188,9 @@ class Listener:
             allow = ", ".join(sorted(route.methods))
             refused = Answer(405, b"method not allowed\n", headers={"Allow": allow})
             return await _send(request, refused, close=True)
-        asked = Asked(request.method, request.path, found[1] if found else {}, request.headers)
+        query = {name: request.query[name] for name in request.query}
+        params = found[1] if found else {}
+        asked = Asked(request.method, request.path, params, request.headers, query=query)
         auth = (route.auth if route else None) or self._auth
         if route is not None and route.auth_of is not None:
             auth = route.auth_of(asked.params)
@@ -205,7 +208,7 @@ class Listener:
             body = await _read_body(request, route.max_body_bytes, deadline)
             if isinstance(body, Answer):
                 return await _send(request, body, close=True)
-            asked = Asked(asked.method, asked.path, asked.params, asked.headers, body)
+            asked = dataclasses.replace(asked, body=body)
         gzip_ok = "gzip" in request.headers.get("Accept-Encoding", "")
         if route.blocking:
             loop = asyncio.get_running_loop()

@@ -34,6 +34,8 @@ class Asked:
     params: Mapping[str, str]  # the `{name}` segments of the route's path
     headers: Mapping[str, str]  # case-insensitive
     body: bytes = b""
+    # The query string (a name given twice: its first value).
+    query: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,7 +119,11 @@ async def _serve(
             if previous is not None:
                 _applied(config, previous, service)
             previous = None
-            new = await _run_runtime(runtime, service, on_ready)
+            service.view.reconfigure(runtime.read_source())
+            try:
+                new = await _run_runtime(runtime, service, on_ready)
+            finally:
+                service.view.reconfigure(None)  # its store closes now
         if new is None:
             return
         config, previous = new, config

@@ -29,6 +29,8 @@ from pvewatch.config.types import Config, HttpConfig
 from pvewatch.errors import ConfigError
 from pvewatch.http.listener import Listener
 from pvewatch.http.notify import Inbox
+from pvewatch.http.page import read_routes
+from pvewatch.http.view import ReadView
 from pvewatch.lifecycle.systemd import Notifier, ServiceStatus
 from pvewatch.observability.metrics import Metrics
 from pvewatch.observability.probes import Heartbeat, Readiness
@@ -138,6 +140,8 @@ class Carried:
     listener: Listener | None = None
     http: HttpConfig | None = None
     inbox: Inbox = field(default_factory=Inbox)  # POST /notify/<name>, to each runtime
+    # What the read API and the status page read: each runtime gives it its store.
+    view: ReadView = field(default_factory=ReadView)
 
     def listen(self, http: HttpConfig) -> None:
         """Serve `http`. The same `listen` keeps the socket (scrapes and probes do not
@@ -176,7 +180,7 @@ class Carried:
             readiness=self.readiness,
             heartbeat=self.heartbeat,
             logger=self.log,
-            routes=(self.inbox.route(),),
+            routes=(self.inbox.route(), *read_routes(self.view, self.log)),
         )
         listener.start()
         return listener

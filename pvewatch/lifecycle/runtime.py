@@ -21,6 +21,8 @@ from pvewatch.deliver.policy import RetryPolicy
 from pvewatch.deliver.settings import settings_for
 from pvewatch.http.listener import Listener
 from pvewatch.http.notify import Inbox, Target
+from pvewatch.http.page import read_routes
+from pvewatch.http.view import ReadView, Source
 from pvewatch.model import Event
 from pvewatch.observability.metrics import Metrics, MetricsOptions
 from pvewatch.observability.observe import Observers
@@ -58,6 +60,16 @@ class Runtime:
     poll_on_takeover: bool = False
     takeover_polls: set[asyncio.Task[PollResult]] = field(default_factory=set)
     checks: list[CheckRunner] = field(default_factory=list)  # the health checks beside the polls
+
+    def read_source(self) -> Source:
+        """What the read API and the status page read while this runtime runs; writes
+        (silences) only when the listener asks for a password."""
+        return Source(
+            self.store,
+            clusters=[c.name for c in self.config.clusters],
+            sinks=[s.config.name for s in self.sinks],
+            writable=bool(self.config.http.basic_auth_users),
+        )
 
     def leader_changed(self, cluster: str, leading: bool) -> None:
         """This replica took or gave up a cluster (replicas sharing a PostgreSQL store):
@@ -236,7 +248,7 @@ async def open_runtime(
                 readiness=readiness,
                 heartbeat=runtime.heartbeat,
                 logger=log,
-                routes=(inbox.route(),),
+                routes=(inbox.route(), *read_routes(ReadView(runtime.read_source()), log)),
             )
             runtime.listener.start()
             stack.callback(runtime.listener.close)

@@ -79,7 +79,7 @@ def show(store_path: Where, now: datetime, out: TextIO, *, everything: bool, as_
         found = store.silences(None if everything else now)
     for silence in found:
         if as_json:
-            print(json.dumps(to_dict(silence, now)), file=out)
+            print(json.dumps(silence.to_dict(now)), file=out)
         else:
             print(_line(silence, now), file=out)
     return 0
@@ -98,29 +98,11 @@ def remove(store_path: Where, silence_id: str, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def state(silence: Silence, now: datetime) -> str:
-    if silence.active(now):
-        return "active"
-    return "pending" if now < silence.starts_at else "expired"
-
-
-def to_dict(silence: Silence, now: datetime) -> dict[str, object]:
-    return {
-        "id": silence.id,
-        "match": silence.match,
-        "starts_at": format_time(silence.starts_at),
-        "ends_at": format_time(silence.ends_at),
-        "comment": silence.comment,
-        "created_by": silence.created_by,
-        "state": state(silence, now),
-    }
-
-
 def _line(silence: Silence, now: datetime) -> str:
     by = f" by {silence.created_by}" if silence.created_by else ""
     comment = f" — {silence.comment}" if silence.comment else ""
     return (
-        f"{silence.id}\t{state(silence, now)}\tuntil {format_time(silence.ends_at)}"
+        f"{silence.id}\t{silence.state(now)}\tuntil {format_time(silence.ends_at)}"
         f"\t{silence.match}{comment}{by}"
     )
 

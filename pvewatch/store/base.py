@@ -74,6 +74,44 @@ class CheckState:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which stored events `browse` returns: every filter given must hold. `before` is
+    the cursor of paging (a `seq` from a previous page: only older rows); `since` is
+    inclusive, `until` exclusive; `type_pattern` is a case-sensitive glob ("guest.*")."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    type_pattern: str | None = None
+    cluster: str | None = None
+    severity: str | None = None
+    resource: str | None = None  # a resource id, "qemu/100"
+    event_id: str | None = None
+    before: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where one event stands with one sink (an outbox row, without the event)."""
+
+    event_id: str
+    sink: str
+    state: str  # "pending" | "delivered" | "dead"
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A sink's outbox: rows pending and dead, and the newest error among them."""
+
+    sink: str
+    pending: int
+    dead: int
+    last_error: str | None
+
+
 # Which sinks get an outbox row for an event: every sink in a list, or what a function of the
 # event says (sink filters, silences). An event routed nowhere is still recorded.
 Routing = Sequence[str] | Callable[[Event], Sequence[str]]
@@ -196,6 +234,23 @@ class Store(Protocol):
         cluster: str | None = None,
         limit: int = 1000,
     ) -> list[Event]: ...
+
+    # --- what the read API and the status page use (pvewatch.http.view) --------------
+
+    def browse(self, query: EventQuery) -> list[tuple[int, Event]]:
+        """Events matching `query`, newest committed first, each with its `seq` (the
+        paging cursor: commit order, so rows committed meanwhile never shift a page)."""
+        ...
+
+    def delivery_states(self, event_ids: Collection[str]) -> list[Delivery]: ...
+
+    def queues(self) -> list[Queue]:
+        """Each sink with rows pending or dead, by name."""
+        ...
+
+    def resource_counts(self) -> list[tuple[str, str, str | None, int]]:
+        """(cluster, resource type, status, count) of the stored snapshots."""
+        ...
 
     def add_silence(
         self,

@@ -34,9 +34,26 @@ from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
 from pvewatch.store import postgres_sql as sql
-from pvewatch.store.base import CheckState, ClusterStatus, Fencing, OutboxItem, Routing
+from pvewatch.store.base import (
+    CheckState,
+    ClusterStatus,
+    Delivery,
+    EventQuery,
+    Fencing,
+    OutboxItem,
+    Queue,
+    Routing,
+)
 from pvewatch.store.leadership import lock_key
-from pvewatch.store.rows import Reader, changed_resources, deduplicated, event_rows, to_json
+from pvewatch.store.rows import (
+    QUEUE_COUNTS,
+    Reader,
+    changed_resources,
+    deduplicated,
+    event_rows,
+    queues,
+    to_json,
+)
 
 __all__ = ["NotLeader", "PostgresStore", "connect_args"]
 
@@ -403,6 +420,38 @@ class PostgresStore:
             cur.execute(sql.SELECT_EVENTS, params)
             rows = cur.fetchall()
         return [self._read.event(r[0], "an event") for r in reversed(rows)]
+
+    def browse(self, query: EventQuery) -> list[tuple[int, Event]]:
+        if query.limit <= 0:
+            return []
+        statement, params = sql.browse(query)
+        with self._transaction("browse events") as cur:
+            cur.execute(statement, params)
+            rows = cur.fetchall()
+        return [(seq, self._read.event(data, f"event {seq}")) for seq, data in rows]
+
+    def delivery_states(self, event_ids: Collection[str]) -> list[Delivery]:
+        if not event_ids:
+            return []
+        with self._transaction("read delivery states") as cur:
+            cur.execute(sql.DELIVERY_STATES, (list(event_ids),))
+            return [Delivery(*row) for row in cur.fetchall()]
+
+    def queues(self) -> list[Queue]:
+        with self._transaction("read the queues") as cur:
+            cur.execute(QUEUE_COUNTS)
+            counts = cur.fetchall()
+
+            def last_error(sink: str, state: str) -> tuple[Any, ...] | None:
+                cur.execute(sql.QUEUE_LAST_ERROR, (sink, state))
+                return cur.fetchone()
+
+            return queues(counts, last_error)
+
+    def resource_counts(self) -> list[tuple[str, str, str | None, int]]:
+        with self._transaction("count resources") as cur:
+            cur.execute(sql.RESOURCE_COUNTS)
+            return [(c, t, s, int(n)) for c, t, s, n in cur.fetchall()]
 
     def prune(self, now: datetime, retention_days: int) -> int:
         cutoff = {"cutoff": _utc(now) - timedelta(days=retention_days)}

@@ -4,6 +4,11 @@ timestamptz for times, and two tables of its own for the replicas that share it.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pvewatch.store.base import EventQuery
+from pvewatch.store.rows import select_events
+
 # Migration N+1 takes a database from schema version N to N+1, in one transaction.
 # Append only: never edit a migration that has been released.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -85,6 +90,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             open_count integer NOT NULL,
             data text NOT NULL,
             PRIMARY KEY (cluster, name))""",
+        # The read API and the status page (pvewatch.http): the newest events of one
+        # cluster, and each sink's dead rows, without a scan of everything stored. IF NOT
+        # EXISTS: harmless, and this migration may be renumbered when others land.
+        "CREATE INDEX IF NOT EXISTS events_cluster_seq ON events (cluster, seq)",
+        "CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (sink, outbox_id) WHERE state = 'dead'",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -204,6 +214,34 @@ SELECT_STATUS = """
     LEFT JOIN leaders AS l ON l.cluster = c.name
     LEFT JOIN replicas AS r ON r.id = l.replica
     ORDER BY c.name"""
+
+# The read API (pvewatch.http.view).
+DELIVERY_STATES = """
+    SELECT event_id, sink, state, attempts, last_error FROM outbox
+    WHERE event_id = ANY(%s::text[]) ORDER BY outbox_id"""
+QUEUE_LAST_ERROR = """
+    SELECT outbox_id, last_error FROM outbox
+    WHERE sink = %s AND state = %s AND last_error IS NOT NULL
+    ORDER BY outbox_id DESC LIMIT 1"""
+RESOURCE_COUNTS = """
+    SELECT cluster, data::json->>'type', data::json->>'status', count(*)
+    FROM resources GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+
+
+def browse(query: EventQuery) -> tuple[str, dict[str, Any]]:
+    """The statement of `PostgresStore.browse` and its parameters."""
+    pattern = None if query.type_pattern is None else glob_to_regex(query.type_pattern)
+    conditions = [
+        ("seq < {}", "before", query.before),
+        ("time >= {}", "since", query.since),
+        ("time < {}", "until", query.until),
+        ("type ~ {}", "pattern", pattern),
+        ("cluster = {}", "cluster", query.cluster),
+        ("id = {}", "id", query.event_id),
+        ("data::json->>'severity' = {}", "severity", query.severity),
+        ("data::json->'resource'->>'id' = {}", "resource", query.resource),
+    ]
+    return select_events(conditions, lambda name: f"%({name})s", query.limit)
 
 
 def glob_to_regex(pattern: str) -> str:

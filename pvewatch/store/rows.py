@@ -6,7 +6,7 @@ SQLite, datetime for PostgreSQL) through the converters it passes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -14,7 +14,7 @@ from pvewatch import duplicates
 from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource
 from pvewatch.silence import Silence, parse_match
-from pvewatch.store.base import OutboxItem, Routing
+from pvewatch.store.base import OutboxItem, Queue, Routing
 
 Stamp = TypeVar("Stamp", float, datetime)
 EventRow = tuple[str, str, str, Any, Any, str]  # id, cluster, type, time, created_at, data
@@ -85,6 +85,47 @@ def deduplicated(
                 event, updated[original.id] = duplicates.marked(event, original)
         out.append(event)
     return out, list(updated.values())
+
+
+def queues(
+    counts: Iterable[Sequence[Any]], last_error: Callable[[str, str], Sequence[Any] | None]
+) -> list[Queue]:
+    """Each sink's Queue from rows of (sink, state, count) and, per (sink, state), the
+    (outbox_id, error) of its newest row with an error: the newer of pending and dead."""
+    found: dict[str, dict[str, int]] = {}
+    errors: dict[str, tuple[int, str | None]] = {}
+    for sink, state, n in counts:
+        found.setdefault(sink, {})[state] = int(n)
+        newest = last_error(sink, state)
+        if newest is not None and newest[0] > errors.get(sink, (0, None))[0]:
+            errors[sink] = (newest[0], newest[1])
+    return [
+        Queue(sink, n.get("pending", 0), n.get("dead", 0), errors.get(sink, (0, None))[1])
+        for sink, n in sorted(found.items())
+    ]
+
+
+# Each sink's rows pending and dead, for `queues` (the same SQL in both stores). Two
+# queries, not one with `state IN (...)`: each walks its partial index.
+QUEUE_COUNTS = """
+    SELECT sink, 'pending', count(*) FROM outbox WHERE state = 'pending' GROUP BY sink
+    UNION ALL
+    SELECT sink, 'dead', count(*) FROM outbox WHERE state = 'dead' GROUP BY sink"""
+
+
+def select_events(
+    conditions: Sequence[tuple[str, str, Any]], mark: Callable[[str], str], limit: int
+) -> tuple[str, dict[str, Any]]:
+    """`SELECT seq, data FROM events`, newest first, with only the conditions whose value
+    is not None, so that the database can pick the index that fits (cluster, id, time,
+    or seq alone). A condition is (SQL with `{}` where its parameter goes, the
+    parameter's name, its value); `mark` writes a parameter in the store's style."""
+    given = [(sql, name, value) for sql, name, value in conditions if value is not None]
+    where = " AND ".join(sql.format(mark(name)) for sql, name, _ in given) or "1 = 1"
+    params = {name: value for _, name, value in given} | {"limit": limit}
+    # Only the fixed conditions of the stores are joined; every value is a parameter.
+    statement = f"SELECT seq, data FROM events WHERE {where} ORDER BY seq DESC"  # noqa: S608
+    return f"{statement} LIMIT {mark('limit')}", params
 
 
 class Reader:

@@ -36,8 +36,24 @@ from pvewatch.errors import StoreError
 from pvewatch.model import Event, Resource, Snapshot, SourceHealth
 from pvewatch.silence import Matcher, Silence
 from pvewatch.store import sqlite_sql as sql
-from pvewatch.store.base import CheckState, ClusterStatus, OutboxItem, Routing
-from pvewatch.store.rows import Reader, changed_resources, deduplicated, event_rows, to_json
+from pvewatch.store.base import (
+    CheckState,
+    ClusterStatus,
+    Delivery,
+    EventQuery,
+    OutboxItem,
+    Queue,
+    Routing,
+)
+from pvewatch.store.rows import (
+    QUEUE_COUNTS,
+    Reader,
+    changed_resources,
+    deduplicated,
+    event_rows,
+    queues,
+    to_json,
+)
 
 __all__ = ["SCHEMA_VERSION", "OutboxItem", "SqliteStore"]
 
@@ -353,6 +369,33 @@ class SqliteStore:
         with self._lock, self._transaction("read events") as conn:
             rows = conn.execute(sql.SELECT_EVENTS, params).fetchall()
         return [self._read.event(r[0], "an event") for r in reversed(rows)]
+
+    def browse(self, query: EventQuery) -> list[tuple[int, Event]]:
+        if query.limit <= 0:
+            return []
+        statement, params = sql.browse(query, _ts)
+        with self._lock, self._transaction("browse events") as conn:
+            rows = conn.execute(statement, params).fetchall()
+        return [(seq, self._read.event(data, f"event {seq}")) for seq, data in rows]
+
+    def delivery_states(self, event_ids: Collection[str]) -> list[Delivery]:
+        if not event_ids:
+            return []
+        with self._lock, self._transaction("read delivery states") as conn:
+            rows = conn.execute(sql.DELIVERY_STATES, (json.dumps(list(event_ids)),))
+            return [Delivery(*row) for row in rows]
+
+    def queues(self) -> list[Queue]:
+        with self._lock, self._transaction("read the queues") as conn:
+
+            def last_error(sink: str, state: str) -> Any:
+                return conn.execute(sql.QUEUE_LAST_ERROR, (sink, state)).fetchone()
+
+            return queues(conn.execute(QUEUE_COUNTS).fetchall(), last_error)
+
+    def resource_counts(self) -> list[tuple[str, str, str | None, int]]:
+        with self._lock, self._transaction("count resources") as conn:
+            return [(c, t, s, int(n)) for c, t, s, n in conn.execute(sql.RESOURCE_COUNTS)]
 
     def prune(self, now: datetime, retention_days: int) -> int:
         """Delete what is older than the retention and no sink still needs; the number
