@@ -65,6 +65,11 @@ class MailOptions(SinkOptions):
     subject: str = DEFAULT_SUBJECT
     timeout_secs: float = 30.0
 
+    def summary(self) -> dict[str, object]:
+        """As written in YAML: `sender` is the key `from`."""
+        mine = SinkOptions.summary(self)
+        return {("from" if k == "sender" else k): v for k, v in mine.items()}
+
 
 def mail_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> MailOptions:
     host = get_str(ctx, join(path, "host"), m.get("host"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from pvewatch.sinks.alertmanager import ALERTMANAGER
 from pvewatch.sinks.base import SinkTypes
 from pvewatch.sinks.log import LOG
 from pvewatch.sinks.mail import EMAIL
@@ -23,5 +24,6 @@ SINK_TYPES: SinkTypes = MappingProxyType(
         "webhook": WEBHOOK,
         "prometheus": PROMETHEUS,
         "email": EMAIL,
+        "alertmanager": ALERTMANAGER,
     }
 )

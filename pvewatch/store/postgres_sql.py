@@ -73,6 +73,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             replica text NOT NULL,
             since timestamptz NOT NULL)""",
     ),
+    (
+        # What a sink keeps between restarts, by key (alertmanager: the alerts it pushed
+        # and has not resolved, so they are pushed again after a restart).
+        """CREATE TABLE sink_state (
+            sink text NOT NULL,
+            key text NOT NULL,
+            data text NOT NULL,
+            PRIMARY KEY (sink, key))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

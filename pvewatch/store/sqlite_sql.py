@@ -75,6 +75,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX outbox_lines ON outbox (sink, cluster, resource_id, outbox_id)
             WHERE state = 'pending'""",
     ),
+    (
+        # What a sink keeps between restarts, by key (alertmanager: the alerts it pushed
+        # and has not resolved, so they are pushed again after a restart).
+        """CREATE TABLE sink_state (
+            sink TEXT NOT NULL,
+            key TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (sink, key)) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -92,6 +101,11 @@ UPSERT_CLUSTER = """
 UPSERT_RULE_STATE = """
     INSERT INTO rule_state (cluster, data) VALUES (?, ?)
     ON CONFLICT (cluster) DO UPDATE SET data = excluded.data"""
+SELECT_SINK_STATE = "SELECT key, data FROM sink_state WHERE sink = ? ORDER BY key"
+UPSERT_SINK_STATE = """
+    INSERT INTO sink_state (sink, key, data) VALUES (?, ?, ?)
+    ON CONFLICT (sink, key) DO UPDATE SET data = excluded.data"""
+DELETE_SINK_STATE = "DELETE FROM sink_state WHERE sink = ? AND key = ?"
 UPSERT_RESOURCE = """
     INSERT INTO resources (cluster, id, data) VALUES (?, ?, ?)
     ON CONFLICT (cluster, id) DO UPDATE SET data = excluded.data"""

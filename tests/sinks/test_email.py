@@ -31,7 +31,7 @@ from pvewatch.store.opening import open_store
 from tests.config.support import base, commented_sink, write
 from tests.e2e.harness import control, simulator, watcher_config
 
-from .contract import check_sink_contract, guest_stopped
+from .contract import check_sink_contract, guest_started, guest_stopped
 from .smtp_server import PASSWORD, USER, SmtpServer, free_port, smtp_server
 
 
@@ -118,15 +118,7 @@ async def test_a_burst_is_one_mail(server: SmtpServer) -> None:
 
 async def test_a_resolution_threads_under_its_problem(server: SmtpServer) -> None:
     problem = guest_stopped()
-    fixed = replace(
-        guest_stopped(),
-        id="evt_started",
-        type="guest.started",
-        severity=Severity.INFO,
-        summary="VM 100 (web1) on pve1 started",
-        resolves=problem.id,
-        condition="guest.stopped:qemu/100",
-    )
+    fixed = guest_started(problem)
     s = sink(server, subject="{severity} {cluster} x{count}: {summary} {unknown}")
     await s.send([problem])
     await s.send([fixed])
