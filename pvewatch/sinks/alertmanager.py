@@ -6,7 +6,9 @@ The alerts themselves are `am_alerts`'s.
   in the store (`sink_state`, by fingerprint) and pushed again every `resend_secs` with a
   fresh `endsAt`, by `run` (the daemon runs it beside delivery), and at once after a
   restart. The event that resolves it ends it (`endsAt` = the resolution's time, the
-  problem's `startsAt`) and it is forgotten.
+  problem's `startsAt`) and it is forgotten. One whose condition the rules closed
+  without this sink hearing of it (`send_resolved: false`, a silence, a resource gone)
+  is ended at the next resend (`am_alerts.ended`).
 - Answers, per URL, as for webhooks (`response.answer_error`): 2xx taken; 5xx, 408, 429,
   timeouts, connection and TLS errors retried; 400 (Alertmanager refused the alert) and
   other 4xx dead at once with Alertmanager's answer, for `pvewatch deliveries`/`replay`.
@@ -27,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +38,7 @@ import httpx
 from pvewatch import __version__
 from pvewatch.config.types import Config
 from pvewatch.errors import PvewatchError, SinkError
-from pvewatch.model import Event
+from pvewatch.model import Event, format_time
 from pvewatch.net.probe import Check
 from pvewatch.sinks.am_alerts import (
     AM_KEYS,
@@ -44,12 +47,14 @@ from pvewatch.sinks.am_alerts import (
     AlertmanagerOptions,
     alert_of,
     am_options,
+    ended,
     keeps_open,
 )
 from pvewatch.sinks.base import SinkContext, SinkType, Tried
 from pvewatch.sinks.response import answer_error
 from pvewatch.sinks.webhook import http_client, http_reason
 from pvewatch.store.base import Store
+from pvewatch.watch.rules import open_conditions
 
 log = logging.getLogger("pvewatch.sinks.alertmanager")
 _SHOWN = 300  # characters of an answer kept in an error
@@ -109,13 +114,28 @@ class AlertmanagerSink:
             return alert
 
     async def resend(self) -> int:
-        """Push every open alert again with a fresh endsAt; how many there are."""
+        """Push every open alert again with a fresh endsAt, and end those whose condition
+        the rules closed without this sink hearing of it; how many are open."""
         async with self._lock:
-            alerts = list((await self._kept()).values())
-            if alerts:
-                now = self._clock()
-                await self.post([a.body(now, self.options.resend_secs) for a in alerts])
-            return len(alerts)
+            kept = await self._kept()
+            if not kept:
+                return 0
+            gone = await self._ended(kept)
+            now = self._clock()
+            over = {k: replace(kept[k], resolved_at=format_time(now)) for k in gone}
+            alerts = {**kept, **over}
+            await self.post([a.body(now, self.options.resend_secs) for a in alerts.values()])
+            for key in gone:
+                await self._keep(key, None)
+            return len(kept) - len(gone)
+
+    async def _ended(self, kept: dict[str, Alert]) -> set[str]:
+        if self._store is None:
+            return set()
+        state = self._store.load_rule_state
+        clusters = {a.labels.get("cluster", "") for a in kept.values()}
+        open_by_cluster = {c: open_conditions(await self._stored(state, c)) for c in clusters}
+        return ended(kept, open_by_cluster)
 
     async def run(self) -> None:
         """Resend the open alerts now (after a start or a restart) and every resend_secs,

@@ -164,3 +164,19 @@ def keeps_open(event: Event) -> bool:
     """A firing alert that stays open until an event resolves it (a condition): pushed
     again every resend_secs, and after a restart. Other problems are pushed once."""
     return bool(event.condition) and not event.resolves
+
+
+def ended(
+    kept: Mapping[str, Alert], open_by_cluster: Mapping[str, frozenset[str] | None]
+) -> set[str]:
+    """The kept alerts whose condition the rules no longer hold open (the event that ended
+    it went to no sink of this kind: `send_resolved: false`, a silence; or the resource
+    is gone): they are ended rather than pushed on forever. A cluster whose rule state
+    says nothing (None, or not given) ends nothing."""
+    gone = set()
+    for key, alert in kept.items():
+        opened = open_by_cluster.get(alert.labels.get("cluster", ""))
+        condition = alert.annotations.get("condition")
+        if opened is not None and condition is not None and condition not in opened:
+            gone.add(key)
+    return gone

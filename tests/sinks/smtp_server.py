@@ -95,8 +95,11 @@ def _server_context(ca: Authority, tmp: Path) -> ssl.SSLContext:
 
 
 @contextlib.contextmanager
-def smtp_server(tmp: Path, *, implicit_tls: bool = False) -> Iterator[SmtpServer]:
-    """STARTTLS + AUTH (required) on a free port, or implicit TLS + AUTH."""
+def smtp_server(
+    tmp: Path, *, implicit_tls: bool = False, plain: bool = False
+) -> Iterator[SmtpServer]:
+    """STARTTLS + AUTH (required) on a free port, or implicit TLS + AUTH, or (`plain`)
+    neither TLS nor AUTH: a server that offers no STARTTLS."""
     ca = make_authority()
     (tmp / "smtp-ca.pem").write_bytes(ca.cert_pem)
     context = _server_context(ca, tmp)
@@ -107,14 +110,13 @@ def smtp_server(tmp: Path, *, implicit_tls: bool = False) -> Iterator[SmtpServer
         if implicit_tls
         else {"tls_context": context, "require_starttls": True}
     )
+    auth: dict[str, Any] = {
+        "authenticator": handler.authenticate,
+        "auth_required": True,
+        "auth_require_tls": not implicit_tls,  # aiosmtpd only knows of STARTTLS's TLS
+    }
     controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=handler.authenticate,
-        auth_required=True,
-        auth_require_tls=not implicit_tls,  # aiosmtpd only knows of STARTTLS's TLS
-        **tls,
+        handler, hostname="127.0.0.1", port=port, **({} if plain else tls | auth)
     )
     controller.start()
     try:

@@ -31,10 +31,11 @@ from pvewatch.model import Severity, parse_time
 from pvewatch.operate.connect import check_connections
 from pvewatch.operate.deliveries import sink_test
 from pvewatch.sinks.alertmanager import AlertmanagerSink
-from pvewatch.sinks.am_alerts import AlertmanagerOptions
+from pvewatch.sinks.am_alerts import Alert, AlertmanagerOptions, ended
 from pvewatch.sinks.formats.alertmanager import alert_labels, fingerprint
 from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.store.sqlite import SqliteStore
+from pvewatch.watch.rules import open_conditions
 from tests.config.support import base, commented_sink, write
 from tests.e2e.harness import control, simulator, wait_for, watcher_config
 from tests.e2e.receiver import Receiver, receiver
@@ -220,20 +221,66 @@ async def test_server_down_is_retried_and_check_and_test_sink(tmp_path: Path, am
 
 
 async def test_the_daemon_pushes_what_the_rules_find(tmp_path: Path, am: Am) -> None:
+    """Through the outbox: the stop the rules find is pushed; with `send_resolved: false`
+    the start is not, and the next resend ends the alert, as the rules closed it."""
     with simulator() as sim:
         with control(sim) as c:
             c.patch("/resources/qemu/100", json={"status": "running"}).raise_for_status()
-        sinks = (SinkConfig("am", "alertmanager", options(am.url)),)
+        sinks = (SinkConfig("am", "alertmanager", options(am.url), send_resolved=False),)
         config = dataclasses.replace(watcher_config(sim, tmp_path), sinks=sinks)
         assert await daemon.once(config) == 0  # the baseline
         with control(sim) as c:
             c.patch("/resources/qemu/100", json={"status": "stopped"}).raise_for_status()
         assert await daemon.once(config) == 0
-    (alert,) = am.alerts().values()
-    assert alert["labels"]["alertname"] == "PveGuestStopped"
-    assert alert["labels"]["id"] == "qemu/100"
+        (alert,) = am.alerts().values()
+        assert alert["labels"]["alertname"] == "PveGuestStopped"
+        assert alert["labels"]["id"] == "qemu/100"
+        assert alert["status"]["state"] == "active"
+        with SqliteStore(config.store.path) as st:
+            assert list(st.sink_state("am")) == [alert["fingerprint"]]
+        with control(sim) as c:
+            c.patch("/resources/qemu/100", json={"status": "running"}).raise_for_status()
+        assert await daemon.once(config) == 0
     with SqliteStore(config.store.path) as st:
-        assert list(st.sink_state("am")) == [alert["fingerprint"]]
+        sink = AlertmanagerSink("am", options(am.url), st)
+        assert await sink.resend() == 0
+        assert st.sink_state("am") == {}
+        await sink.aclose()
+    assert am.alerts() == {}
+    wait_for(lambda: am.notified("resolved", alert["fingerprint"]), what="the resolution")
+
+
+def test_an_alert_whose_condition_the_rules_closed_is_ended() -> None:
+    def kept(cluster: str, condition: str | None) -> Alert:
+        notes = {"summary": "x"} | ({"condition": condition} if condition else {})
+        return Alert({"alertname": "PveX", "cluster": cluster}, notes, "t", "", None)
+
+    alerts = {
+        "open": kept("a", "node.offline:node/pve1"),
+        "closed": kept("a", "guest.stopped:qemu/100"),
+        "unknown cluster": kept("b", "guest.stopped:qemu/100"),
+        "no state": kept("c", "guest.stopped:qemu/100"),
+        "no condition": kept("a", None),
+    }
+    opened = {"a": frozenset({"node.offline:node/pve1"}), "c": None}
+    assert ended(alerts, opened) == {"closed"}
+    assert ended(alerts, {}) == set()
+
+
+@pytest.mark.parametrize(
+    ("state", "want"),
+    [
+        ({"shape": {"conditions": {"a:x": {}, "b": {}}}}, frozenset({"a:x", "b"})),
+        ({"shape": {"conditions": {}}}, frozenset()),
+        ({"shape": {}}, None),
+        ({"shape": "damaged"}, None),
+        ({}, None),
+    ],
+)
+def test_open_conditions_are_read_from_the_rule_state(
+    state: dict[str, Any], want: frozenset[str] | None
+) -> None:
+    assert open_conditions(state) == want
 
 
 # --- answers only a broken client gets, the contract, the config -------------------------

@@ -134,6 +134,18 @@ async def test_implicit_tls(tmp_path: Path) -> None:
         assert len(server.mails) == 1
 
 
+async def test_starttls_is_required_and_none_only_when_written(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, plain=True) as server:
+        error = await failure(sink(server, username=None, password=None))
+        assert error.retryable
+        assert "STARTTLS" in str(error)
+        assert not server.mails
+        await sink(server, tls="none", ca_file=None, username=None, password=None).send(
+            [guest_stopped()]
+        )
+        assert len(server.mails) == 1
+
+
 async def test_it_meets_the_sink_contract(server: SmtpServer) -> None:
     await check_sink_contract(lambda: sink(server))
     assert server.mails  # the sample events and the burst arrived
