@@ -99,11 +99,10 @@ class AlertmanagerSink:
             probe = alert_of(event, self.options.external_url)
             if probe is None:
                 return None
+            # A reminder or a resolution of a kept alert keeps the problem's startsAt.
             key = probe.fingerprint
-            started = None
-            if event.resolves:
-                kept = (await self._kept()).get(key)
-                started = kept.starts_at if kept is not None else None
+            kept = (await self._kept()).get(key)
+            started = kept.starts_at if kept is not None else None
             alert = alert_of(event, self.options.external_url, started)
             assert alert is not None
             await self.post([alert.body(self._clock(), self.options.resend_secs)])

@@ -141,8 +141,8 @@ class Alert:
 
 
 def alert_of(event: Event, external_url: str, started: str | None = None) -> Alert | None:
-    """The alert of `event`, or None for an event that is no alert. `started`: when the
-    problem a resolving event ends was pushed as starting, if known."""
+    """The alert of `event`, or None for an event that is no alert. `started`: the
+    startsAt of the alert as first pushed, if it is kept (a reminder, a resolution)."""
     status = alert_status(event)
     if status is None:
         return None
@@ -154,7 +154,7 @@ def alert_of(event: Event, external_url: str, started: str | None = None) -> Ale
     return Alert(
         alert_labels(event),
         notes,
-        started if resolved and started else time,
+        started or time,
         external_url,
         time if resolved else None,
     )

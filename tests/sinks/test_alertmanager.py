@@ -109,6 +109,10 @@ async def test_a_problem_fires_is_routed_and_resolves(tmp_path: Path, am: Am) ->
         assert parse_time(alert["endsAt"]) == now + timedelta(seconds=120)
         wait_for(lambda: am.notified("firing", FP), what="the firing notification")
         assert list(st.sink_state("am")) == [FP]  # open: resent, and after a restart
+        reminder = replace(PROBLEM, id="evt_reminder", time=now, details={"reminder": 1})
+        await sink.send([reminder])  # the same alert: it keeps its startsAt
+        assert parse_time(am.alerts()[FP]["startsAt"]) == PROBLEM.time
+        assert json.loads(st.sink_state("am")[FP])["startsAt"] == "2026-11-28T01:02:03Z"
         await sink.send([RENAMED])  # an info event that is no problem: not pushed
         await sink.send([FIXED])
         assert st.sink_state("am") == {}
@@ -211,6 +215,13 @@ async def test_server_down_is_retried_and_check_and_test_sink(tmp_path: Path, am
     assert (status, what) == ("ok", "connect")
     assert message.startswith(f"{am.url}: Alertmanager ")
     assert am.alerts() == {}  # the check pushed nothing
+    pair = Config(
+        clusters=(),
+        sinks=(SinkConfig("am", "alertmanager", options(am.url, "http://127.0.0.1:1")),),
+    )
+    (section,) = await check_connections(pair)
+    assert [c.status for c in section.checks] == ["ok", "fail"]
+    assert section.checks[1].message.startswith("http://127.0.0.1:1: cannot connect")
     out, err = io.StringIO(), io.StringIO()
     assert await sink_test(config, "am", out=out, err=err) == 0, err.getvalue()
     (alert,) = am.alerts().values()
@@ -248,6 +259,35 @@ async def test_the_daemon_pushes_what_the_rules_find(tmp_path: Path, am: Am) -> 
         await sink.aclose()
     assert am.alerts() == {}
     wait_for(lambda: am.notified("resolved", alert["fingerprint"]), what="the resolution")
+
+
+async def test_an_outage_of_alertmanager_loses_nothing(tmp_path: Path, am: Am) -> None:
+    """The daemon's event waits in the outbox while Alertmanager is down, and goes once
+    it is back."""
+    with simulator() as sim:
+        with control(sim) as c:
+            c.patch("/resources/qemu/100", json={"status": "running"}).raise_for_status()
+        base_config = watcher_config(sim, tmp_path)
+
+        def config(url: str) -> Config:
+            sinks = (SinkConfig("am", "alertmanager", options(url)),)
+            return dataclasses.replace(base_config, sinks=sinks)
+
+        assert await daemon.once(config(am.url)) == 0  # the baseline
+        with control(sim) as c:
+            c.patch("/resources/qemu/100", json={"status": "stopped"}).raise_for_status()
+        assert await daemon.once(config("http://127.0.0.1:1")) == 0
+    with SqliteStore(base_config.store.path) as st:
+        (row,) = st.deliveries(sink="am")
+        assert row.state == "pending"
+        assert "cannot connect" in (row.last_error or "")
+        st.requeue(sinks=["am"], event_id=row.event.id, now=datetime.now(UTC))
+    # Delivery only (no cluster to poll): what waited goes.
+    assert await daemon.once(dataclasses.replace(config(am.url), clusters=())) == 0
+    (alert,) = am.alerts().values()
+    assert alert["annotations"]["event_id"] == row.event.id
+    with SqliteStore(base_config.store.path) as st:
+        assert st.deliveries(sink="am") == []  # nothing pending, nothing dead
 
 
 def test_an_alert_whose_condition_the_rules_closed_is_ended() -> None:
