@@ -145,6 +145,10 @@ class AlertmanagerSink:
                 log.debug("sink %s: resent %d open alert(s)", self.name, count)
             except SinkError as e:
                 log.warning("sink %s: open alerts not resent: %s", self.name, e)
+            except Exception as e:  # a bug must not end the resends; its text may hold a URL
+                log.error(
+                    "sink %s: unexpected %s resending open alerts", self.name, type(e).__name__
+                )
             await asyncio.sleep(self.options.resend_secs)
 
     async def post(self, alerts: list[dict[str, Any]]) -> None:
@@ -253,7 +257,7 @@ async def try_alertmanager(sink: AlertmanagerSink, event: Event) -> Tried:
     now = sink._clock()
     body = alert.body(now, sink.options.resend_secs)
     ends = now + timedelta(seconds=sink.options.resend_secs)
-    body["endsAt"] = ends.isoformat().replace("+00:00", "Z")
+    body["endsAt"] = format_time(ends)
     started = time.monotonic()
     try:
         await sink.post([body])

@@ -378,3 +378,29 @@ def test_the_commented_alertmanager_sink_in_the_example_is_valid(tmp_path: Path)
     assert cfg.options == AlertmanagerOptions(
         urls=("http://am1:9093", "http://am2:9093"), resend_secs=60, timeout_secs=10
     )
+
+
+@respx.mock
+async def test_a_failed_resend_is_logged_and_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    route = respx.post("http://am:9093/api/v2/alerts")
+    route.side_effect = [httpx.Response(503), httpx.Response(200)]
+    with store(tmp_path) as st:
+        seeded = AlertmanagerSink("am", options("http://am:9093"), st)
+        with pytest.raises(SinkError):
+            await seeded.push_event(PROBLEM)  # not taken: not kept
+        assert st.sink_state("am") == {}
+        await seeded.push_event(PROBLEM)
+        await seeded.aclose()
+        sink = AlertmanagerSink("am", options("http://am:9093", resend_secs=1), st)
+        route.side_effect = [httpx.Response(503), httpx.Response(200)]
+        task = asyncio.create_task(sink.run())
+        try:
+            await _eventually(lambda: route.call_count >= 4)  # 2 pushes, 2 resends
+        finally:
+            task.cancel()
+            await sink.aclose()
+    assert "open alerts not resent: http://am:9093 answered HTTP 503" in caplog.text
+    (resent,) = json.loads(route.calls[-1].request.content)
+    assert resent["labels"] == alert_labels(PROBLEM)
