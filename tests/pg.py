@@ -19,7 +19,10 @@ from tests.need import need
 ADMIN_DSN = os.environ.get(
     "PVEWATCH_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = "clusters, resources, events, outbox, rule_state, silences, replicas, leaders, check_state"
+TABLES = (
+    "clusters, resources, events, outbox, rule_state, silences, replicas, leaders, check_state, "
+    "sink_state"
+)
 
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:

@@ -32,6 +32,7 @@ IO_LIBRARIES = (
     "bcrypt",
     "apscheduler",
     "prometheus_client",
+    "aiosmtplib",
 )
 PURE = (
     "pvewatch.model",

@@ -152,6 +152,8 @@ async def open_runtime(
         for sink_config in delivered:
             opened = sink_types[sink_config.type].open(sink_config, SinkContext(store))
             stack.push_async_callback(opened.sink.aclose)
+            if opened.run is not None:  # cancelled before the sink closes
+                stack.push_async_callback(_cancel, asyncio.create_task(opened.run()))
             sinks.append(opened)
         metrics = metrics or Metrics(clusters={}, sinks=())
         readiness = readiness or Readiness()

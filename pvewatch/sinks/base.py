@@ -10,12 +10,13 @@ sink is:
 - the config reads a sink's own keys with `parse` (into the row's `options` dataclass);
 - the daemon builds it with `build` and feeds it with a Deliverer; a row without a
   builder is metrics-only (`prometheus`: it shapes /metrics, gets no outbox rows);
-- `check-config --connect` runs `check`; SIGHUP calls `reopen`; `test-sink` runs `test`.
+- `check-config --connect` runs `check`; SIGHUP calls `reopen`; `test-sink` runs `test`;
+  the daemon runs `run` beside delivery while the sink is open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -84,6 +85,9 @@ class SinkType(Generic[OptionsT, SinkT]):
     test: Callable[[SinkT, Event], Awaitable[Tried]] | None = None
     # sends in flight at once when the sink's `concurrency:` is left out
     concurrency: int = 4
+    # a task the daemon runs beside the sink's delivery while the sink is open (cancelled
+    # before it closes): alertmanager pushes its open alerts again every resend_secs
+    run: Callable[[SinkT], Coroutine[Any, Any, None]] | None = None
 
     @property
     def metrics_only(self) -> bool:
@@ -109,13 +113,14 @@ class SinkType(Generic[OptionsT, SinkT]):
         if self.build is None:
             raise ConfigError([f"sinks.{cfg.name}: type {cfg.type} delivers no events"])
         sink = self.build(cfg.name, self.options_of(cfg), context)
-        reopen, test = self.reopen, self.test
+        reopen, test, run = self.reopen, self.test, self.run
         return OpenSink(
             cfg,
             sink,
             self.concurrency,
             reopen=(lambda: reopen(sink)) if reopen is not None else None,
             test=(lambda event: test(sink, event)) if test is not None else None,
+            run=(lambda: run(sink)) if run is not None else None,
         )
 
 
@@ -128,6 +133,7 @@ class OpenSink:
     concurrency: int  # the default when `config.delivery.concurrency` is None
     reopen: Callable[[], None] | None = field(default=None)
     test: Callable[[Event], Awaitable[Tried]] | None = field(default=None)
+    run: Callable[[], Coroutine[Any, Any, None]] | None = field(default=None)
 
 
 SinkTypes = Mapping[str, SinkType[Any, Any]]

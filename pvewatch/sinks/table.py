@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from pvewatch.sinks.alertmanager import ALERTMANAGER
 from pvewatch.sinks.base import SinkTypes
 from pvewatch.sinks.log import LOG
+from pvewatch.sinks.mail import EMAIL
 from pvewatch.sinks.prometheus import PROMETHEUS
 from pvewatch.sinks.webhook import WEBHOOK
 
@@ -21,5 +23,7 @@ SINK_TYPES: SinkTypes = MappingProxyType(
         "log": LOG,
         "webhook": WEBHOOK,
         "prometheus": PROMETHEUS,
+        "email": EMAIL,
+        "alertmanager": ALERTMANAGER,
     }
 )

@@ -148,25 +148,13 @@ class WebhookSink:
         except TimeoutError:
             reason = f"no complete answer within {self._timeout:g}s"
         except httpx.HTTPError as e:
-            reason = _reason(e)
+            reason = http_reason(e)
         raise SinkError(f"{self.where}: {reason}", retryable=True)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            try:
-                context = build_ssl_context(self._tls)
-            except (OSError, ssl.SSLError) as e:
-                raise SinkError(
-                    f"webhook sink {self.name!r}: cannot load tls.ca_file: {type(e).__name__}",
-                    retryable=True,
-                ) from None
-            self._client = httpx.AsyncClient(
-                verify=context,
-                transport=self._transport,
-                timeout=httpx.Timeout(self._timeout),
-                follow_redirects=False,
-                trust_env=False,
-            )
+            what = f"webhook sink {self.name!r}"
+            self._client = http_client(what, self._tls, self._timeout, self._transport)
         return self._client
 
     async def aclose(self) -> None:
@@ -174,6 +162,26 @@ class WebhookSink:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+def http_client(
+    what: str, tls: TlsConfig, timeout_secs: float, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    """The client a sink sends with: its TLS settings, no redirects, no proxy from the
+    environment. SinkError (retried) when `tls.ca_file` cannot be loaded."""
+    try:
+        context = build_ssl_context(tls)
+    except (OSError, ssl.SSLError) as e:
+        raise SinkError(
+            f"{what}: cannot load tls.ca_file: {type(e).__name__}", retryable=True
+        ) from None
+    return httpx.AsyncClient(
+        verify=context,
+        transport=transport,
+        timeout=httpx.Timeout(timeout_secs),
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 def _where(url: Secret) -> str:
@@ -201,7 +209,7 @@ async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
-def _reason(e: httpx.HTTPError) -> str:
+def http_reason(e: httpx.HTTPError) -> str:
     """Why a request got no answer, without the exception's text (it may hold the URL)."""
     if isinstance(e, httpx.TimeoutException):
         return f"timed out ({type(e).__name__})"

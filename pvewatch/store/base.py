@@ -214,6 +214,16 @@ class Store(Protocol):
 
     def dead_count(self, sink: str) -> int: ...
 
+    # --- what a sink keeps between restarts (alertmanager: the alerts it has open) -----
+
+    def sink_state(self, sink: str) -> dict[str, str]:
+        """Every `key → data` the sink `sink` put, as it put them."""
+        ...
+
+    def put_sink_state(self, sink: str, key: str, data: str | None) -> None:
+        """Keep `data` under `key` for the sink (None: forget the key)."""
+        ...
+
     # --- what the operator's commands use ----------------------------------------------
 
     def clusters(self) -> list[str]: ...

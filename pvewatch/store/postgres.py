@@ -359,6 +359,22 @@ class PostgresStore:
     def dead_count(self, sink: str) -> int:
         return self._count(sink, "dead")
 
+    def sink_state(self, sink: str) -> dict[str, str]:
+        with self._transaction(f"read the state of sink {sink!r}") as cur:
+            cur.execute("SELECT key, data FROM sink_state WHERE sink = %s ORDER BY key", (sink,))
+            return {str(k): str(v) for k, v in cur.fetchall()}
+
+    def put_sink_state(self, sink: str, key: str, data: str | None) -> None:
+        with self._transaction(f"write the state of sink {sink!r}") as cur:
+            if data is None:
+                cur.execute("DELETE FROM sink_state WHERE sink = %s AND key = %s", (sink, key))
+            else:
+                cur.execute(
+                    "INSERT INTO sink_state (sink, key, data) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (sink, key) DO UPDATE SET data = excluded.data",
+                    (sink, key, _text(data)),
+                )
+
     def _count(self, sink: str, state: str) -> int:
         with self._transaction(f"count {state} outbox rows of sink {sink!r}") as cur:
             cur.execute("SELECT count(*) FROM outbox WHERE sink = %s AND state = %s", (sink, state))

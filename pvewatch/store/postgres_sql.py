@@ -95,6 +95,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # EXISTS: harmless, and this migration may be renumbered when others land.
         "CREATE INDEX IF NOT EXISTS events_cluster_seq ON events (cluster, seq)",
         "CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (sink, outbox_id) WHERE state = 'dead'",
+        # What a sink keeps between restarts, by key (alertmanager: the alerts it pushed
+        # and has not resolved, so they are pushed again after a restart).
+        """CREATE TABLE sink_state (
+            sink text NOT NULL,
+            key text NOT NULL,
+            data text NOT NULL,
+            PRIMARY KEY (sink, key))""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -310,6 +310,18 @@ class SqliteStore:
     def dead_count(self, sink: str) -> int:
         return self._count(sink, "dead")
 
+    def sink_state(self, sink: str) -> dict[str, str]:
+        with self._lock, self._transaction(f"read the state of sink {sink!r}") as conn:
+            return dict(conn.execute(sql.SELECT_SINK_STATE, (sink,)).fetchall())
+
+    def put_sink_state(self, sink: str, key: str, data: str | None) -> None:
+        what = f"write the state of sink {sink!r}"
+        with self._lock, self._transaction(what, write=True) as conn:
+            if data is None:
+                conn.execute(sql.DELETE_SINK_STATE, (sink, key))
+            else:
+                conn.execute(sql.UPSERT_SINK_STATE, (sink, key, data))
+
     def _count(self, sink: str, state: str) -> int:
         with self._lock, self._transaction(f"count {state} outbox rows of sink {sink!r}") as conn:
             row = conn.execute(sql.COUNT_OUTBOX, (sink, state)).fetchone()

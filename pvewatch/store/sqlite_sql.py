@@ -99,6 +99,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # EXISTS: harmless, and this migration may be renumbered when others land.
         "CREATE INDEX IF NOT EXISTS events_cluster_seq ON events (cluster, seq)",
         "CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (sink, outbox_id) WHERE state = 'dead'",
+        # What a sink keeps between restarts, by key (alertmanager: the alerts it pushed
+        # and has not resolved, so they are pushed again after a restart).
+        """CREATE TABLE sink_state (
+            sink TEXT NOT NULL,
+            key TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (sink, key)) WITHOUT ROWID""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -117,6 +124,11 @@ UPSERT_CLUSTER = """
 UPSERT_RULE_STATE = """
     INSERT INTO rule_state (cluster, data) VALUES (?, ?)
     ON CONFLICT (cluster) DO UPDATE SET data = excluded.data"""
+SELECT_SINK_STATE = "SELECT key, data FROM sink_state WHERE sink = ? ORDER BY key"
+UPSERT_SINK_STATE = """
+    INSERT INTO sink_state (sink, key, data) VALUES (?, ?, ?)
+    ON CONFLICT (sink, key) DO UPDATE SET data = excluded.data"""
+DELETE_SINK_STATE = "DELETE FROM sink_state WHERE sink = ? AND key = ?"
 UPSERT_RESOURCE = """
     INSERT INTO resources (cluster, id, data) VALUES (?, ?, ?)
     ON CONFLICT (cluster, id) DO UPDATE SET data = excluded.data"""

@@ -86,3 +86,13 @@ def quorum_events(inp: RuleInput) -> list[Event]:
             details={"nodes": len(nodes), "online": online},
         )
     ]
+
+
+def open_conditions(state: Mapping[str, Any]) -> frozenset[str] | None:
+    """The conditions open in a cluster's rule state (as `apply_rules` returned it and the
+    store keeps it); None when the state says nothing of them (no poll shaped yet)."""
+    shaped = state.get("shape")
+    conditions = shaped.get("conditions") if isinstance(shaped, Mapping) else None
+    if not isinstance(conditions, Mapping):
+        return None
+    return frozenset(k for k in conditions if isinstance(k, str))

@@ -69,3 +69,16 @@ def ca_pem(tmp_path: Path) -> Path:
     path = tmp_path / "ca.pem"
     path.write_bytes(make_self_signed().cert_pem)
     return path
+
+
+def commented_sink(name: str) -> str:
+    """The sink `name` of watch.yaml.example's commented examples, uncommented: the lines
+    under `sinks:` from `  # NAME:` to the end of its block."""
+    lines = (REPO / "watch.yaml.example").read_text().splitlines()
+    start = lines.index(f"  # {name}:")
+    block: list[str] = []
+    for line in lines[start:]:
+        if not line.startswith("  # ") or (block and not line.startswith("  #   ")):
+            break
+        block.append("  " + line[4:])
+    return "\n".join(block) + "\n"

@@ -8,6 +8,7 @@ either returns or raises `SinkError`; nothing else may escape, whatever the even
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -35,6 +36,20 @@ def guest_stopped(
         change=Change("status", "running", "stopped"),
         cause=Cause("user", f"UPID:pve1:00001234:00ABCDEF:6743A1B3:qmstop:{vmid}:alice@pve:"),
         detected_late=late,
+    )
+
+
+def guest_started(problem: Event) -> Event:
+    """The event that resolves `problem` (a `guest_stopped`): the guest runs again."""
+    return dataclasses.replace(
+        problem,
+        id="evt_started",
+        type="guest.started",
+        severity=Severity.INFO,
+        summary=problem.summary.replace("stopped", "started"),
+        change=Change("status", "stopped", "running"),
+        condition=f"guest.stopped:{problem.resource.id if problem.resource else ''}",
+        resolves=problem.id,
     )
 
 

@@ -102,7 +102,8 @@ def test_the_config_reads_its_options_and_its_problems(tmp_path: Path) -> None:
 
 def test_other_tables_do_not_know_it(tmp_path: Path) -> None:
     doc = {**base(), "sinks": {"notes": {"type": "memo"}}}
-    with pytest.raises(ConfigError, match=r"sinks\.notes\.type: expected one of log, "):
+    known = r"sinks\.notes\.type: expected one of alertmanager, email, log, "
+    with pytest.raises(ConfigError, match=known):
         load_config(write(tmp_path, doc), {}, sink_types=SINK_TYPES)
 
 

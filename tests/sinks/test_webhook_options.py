@@ -17,7 +17,7 @@ from pvewatch.secret import Secret
 from pvewatch.sinks.formats.base import FormatOptions
 from pvewatch.sinks.table import SINK_TYPES
 from pvewatch.sinks.webhook_options import WebhookOptions
-from tests.config.support import REPO, base, ca_pem, load, problems, write
+from tests.config.support import base, ca_pem, commented_sink, load, problems, write
 
 KEY = base64.b64encode(b"k" * 32).decode()
 WHSEC = f"whsec_{KEY}"
@@ -170,15 +170,8 @@ def test_warnings_for_plain_http_short_keys_and_no_verification(tmp_path: Path) 
 
 def test_the_commented_webhook_in_the_example_is_valid(tmp_path: Path) -> None:
     """watch.yaml.example's `hook` sink, uncommented, loads as documented."""
-    lines = (REPO / "watch.yaml.example").read_text().splitlines()
-    start = lines.index("  # hook:")
-    block: list[str] = []
-    for line in lines[start:]:
-        if not line.startswith("  # ") or (block and not line.startswith("  #   ")):
-            break
-        block.append("  " + line[4:])
     (tmp_path / "hook.secret").write_text(WHSEC + "\n")
-    doc = yaml.safe_dump(base()) + "sinks:\n" + "\n".join(block) + "\n"
+    doc = yaml.safe_dump(base()) + "sinks:\n" + commented_sink("hook")
     (sink,) = load(tmp_path, doc, {"HOOK_URL": URL, "CREDENTIALS_DIRECTORY": str(tmp_path)}).sinks
     assert (sink.name, sink.type, webhook(sink).format.format) == ("hook", "webhook", "native")
     assert webhook(sink).headers == {"X-Source": Secret("pvewatch")}

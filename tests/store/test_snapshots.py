@@ -315,6 +315,7 @@ def test_an_old_database_is_migrated(db: Path) -> None:
     conn.execute("DROP TABLE rule_state")
     conn.execute("DROP TABLE silences")
     conn.execute("DROP INDEX outbox_lines")
+    conn.execute("DROP TABLE sink_state")
     conn.execute("ALTER TABLE clusters DROP COLUMN quorate")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
@@ -324,3 +325,17 @@ def test_an_old_database_is_migrated(db: Path) -> None:
         loaded, _ = store.load("prod")
         assert loaded == snapshot(resources(1))
         assert store.load_rule_state("prod") == {}
+
+
+def test_a_sink_keeps_its_state_across_a_reopen(open_store: Opener) -> None:
+    with open_store() as store:
+        store.put_sink_state("am", "f1", '{"a": 1}')
+        store.put_sink_state("am", "f2", "two")
+        store.put_sink_state("am", "f2", "zwei")
+        store.put_sink_state("other", "f1", "x")
+        store.put_sink_state("am", "gone", "x")
+        store.put_sink_state("am", "gone", None)
+    with open_store() as store:
+        assert store.sink_state("am") == {"f1": '{"a": 1}', "f2": "zwei"}
+        assert store.sink_state("other") == {"f1": "x"}
+        assert store.sink_state("none") == {}
