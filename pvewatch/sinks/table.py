@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from pvewatch.sinks.base import SinkTypes
 from pvewatch.sinks.log import LOG
+from pvewatch.sinks.mqtt import MQTT
 from pvewatch.sinks.prometheus import PROMETHEUS
 from pvewatch.sinks.webhook import WEBHOOK
 
@@ -21,5 +22,6 @@ SINK_TYPES: SinkTypes = MappingProxyType(
         "log": LOG,
         "webhook": WEBHOOK,
         "prometheus": PROMETHEUS,
+        "mqtt": MQTT,
     }
 )

@@ -87,7 +87,7 @@ def webhook_options(ctx: Ctx, path: str, m: Mapping[str, object]) -> WebhookOpti
         timeout_secs=get_number(
             ctx, join(path, "timeout_secs"), m.get("timeout_secs"), 10.0, (0, 300, False)
         ),
-        tls=_tls(ctx, join(path, "tls"), m.get("tls")),
+        tls=tls_options(ctx, join(path, "tls"), m.get("tls")),
         secret=_secrets(ctx, path, m),
         format=format_options(ctx, path, m),
     )
@@ -155,7 +155,8 @@ def _headers(ctx: Ctx, path: str, value: object) -> dict[str, Secret]:
     return headers
 
 
-def _tls(ctx: Ctx, path: str, value: object) -> TlsConfig:
+def tls_options(ctx: Ctx, path: str, value: object) -> TlsConfig:
+    """A sink's `tls: {verify, ca_file}` (webhook and mqtt): verified by default."""
     m = None if value is None else get_mapping(ctx, path, value, _TLS_KEYS)
     if not m:
         return TlsConfig()

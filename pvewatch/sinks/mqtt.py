@@ -1,0 +1,254 @@
+"""The mqtt sink: each event published as JSON to `<prefix>/<cluster>/<type>` (QoS 1, not
+retained), each resource's current state to the retained `<prefix>/<cluster>/state/<id>`,
+and optionally Home Assistant discovery for nodes and guests (`mqtt_messages`).
+
+An event counts as delivered only once the broker acknowledged it (PUBACK) and the state
+of its resource before it. The state comes from the store's last snapshot, not from the
+event: an event carries only the field that changed, and the snapshot is committed with
+the event, so it is at least as new. The first event of a cluster over each new
+connection first publishes the state of every resource of that cluster: after a restart
+of pvewatch or of a broker that lost its retained messages, the state topics are right
+again, including resources that have not changed since. A resource that is gone gets an
+empty retained message (MQTT's way to delete it), and its discovery entry too.
+
+What the broker says decides delivery (SinkError.retryable): not reachable, a refused
+login (wrong password, unknown user: fixed on the broker or by a config reload, and the
+queued events then go out) and a TLS failure are all retried, nothing is dead-lettered;
+every attempt logs the reason, and `check-config --connect` says it at once. aiomqtt is
+imported here only; its errors become SinkError here, without the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+
+from pvewatch.config.types import Config
+from pvewatch.errors import SinkError
+from pvewatch.model import Event, Snapshot
+from pvewatch.net.probe import Check
+from pvewatch.net.tls import build_ssl_context
+from pvewatch.sinks import mqtt_messages as msg
+from pvewatch.sinks.base import SinkContext, SinkType, Tried
+from pvewatch.sinks.mqtt_options import MQTT_KEYS, MqttOptions, mqtt_options
+from pvewatch.store.base import Store
+
+_SYNC_BATCH = 200  # publishes of a state sync awaited together
+_QUIET = logging.getLogger("pvewatch.mqtt.client")  # paho's own chatter, at DEBUG
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class MqttSink:
+    """Publishes events, and the state of their resources, to one broker over one
+    connection, opened at the first send and again after it broke."""
+
+    groups = False
+
+    def __init__(self, name: str, options: MqttOptions, store: Store | None = None) -> None:
+        self.name = name
+        self.options = options
+        self._store = store  # None (test-sink): events only, no state
+        self._client: aiomqtt.Client | None = None
+        self._connecting = asyncio.Lock()
+        self._syncing = asyncio.Lock()
+        self._synced: set[str] = set()  # clusters whose state went out over this connection
+        self._announced: set[str] = set()  # discovery topics sent over this connection
+        self._closed = False
+
+    @classmethod
+    def build(cls, name: str, options: MqttOptions, context: SinkContext) -> MqttSink:
+        """The sink of `options` (`mqtt_options` checked them); opens nothing."""
+        return cls(name, options, context.store)
+
+    async def send(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self.publish_event(event)
+
+    async def publish_event(self, event: Event) -> str:
+        """The state of the event's resource, then the event; the event's topic once the
+        broker acknowledged both."""
+        client = await self._connection()
+        try:
+            if self._store is not None and event.cluster:
+                await self._sync(client, event.cluster)
+                if event.resource is not None:
+                    snapshot = await self._snapshot(event.cluster)
+                    await self._publish(client, self._state(snapshot, event.resource.id))
+            topic = msg.event_topic(self.options.topic_prefix, event)
+            await self._publish(client, [Publish(topic, msg.event_payload(event), False)])
+        except aiomqtt.MqttError as e:
+            await self._drop(client)
+            raise SinkError(
+                f"{self.options.where}: {_reason(e, self.options)}", retryable=True
+            ) from None
+        return topic
+
+    async def _connection(self) -> aiomqtt.Client:
+        if self._closed:
+            raise SinkError(f"mqtt sink {self.name!r} is closed", retryable=False)
+        async with self._connecting:
+            if self._client is None:
+                self._client = await connect(self.options, f"pvewatch-{self.name}")
+                self._synced.clear()
+                self._announced.clear()
+            return self._client
+
+    async def _sync(self, client: aiomqtt.Client, cluster: str) -> None:
+        """Every resource's state of `cluster`, once per connection."""
+        async with self._syncing:
+            if cluster in self._synced:
+                return
+            snapshot = await self._snapshot(cluster)
+            if snapshot is not None:
+                publishes = [p for rid in snapshot.resources for p in self._state(snapshot, rid)]
+                for start in range(0, len(publishes), _SYNC_BATCH):
+                    await self._publish(client, publishes[start : start + _SYNC_BATCH])
+            self._synced.add(cluster)
+
+    async def _snapshot(self, cluster: str) -> Snapshot | None:
+        assert self._store is not None
+        snapshot, _ = await asyncio.to_thread(self._store.load, cluster)
+        return snapshot
+
+    def _state(self, snapshot: Snapshot | None, resource_id: str) -> list[Publish]:
+        """The retained state of one resource, and its discovery entry the first time;
+        empty retained messages (deletions) when the snapshot no longer holds it."""
+        if snapshot is None:
+            return []
+        options, cluster = self.options, snapshot.cluster
+        topic = msg.state_topic(options.topic_prefix, cluster, resource_id)
+        resource = snapshot.resources.get(resource_id)
+        discovered = options.discovery_prefix is not None and (
+            resource is None or resource.type in msg.DISCOVERED
+        )
+        config = (
+            msg.discovery_topic(options.discovery_prefix, cluster, resource_id)
+            if options.discovery_prefix is not None
+            else ""
+        )
+        if resource is None:
+            self._announced.discard(config)
+            return [
+                *([Publish(config, b"", True)] if discovered else []),
+                Publish(topic, b"", True),
+            ]
+        state = Publish(topic, msg.state_payload(cluster, resource, snapshot.taken_at), True)
+        if not discovered or config in self._announced:
+            return [state]
+        self._announced.add(config)
+        payload = msg.discovery_payload(options.topic_prefix, cluster, resource)
+        return [state, Publish(config, payload, True)]
+
+    async def _publish(self, client: aiomqtt.Client, publishes: Sequence[Publish]) -> None:
+        """Publish at QoS 1 and wait for every PUBACK (or MqttError)."""
+        await asyncio.gather(
+            *(client.publish(p.topic, p.payload, qos=1, retain=p.retain) for p in publishes)
+        )
+
+    async def _drop(self, client: aiomqtt.Client) -> None:
+        """Forget a connection that failed; the next send opens a new one."""
+        async with self._connecting:
+            if self._client is client:
+                self._client = None
+        await disconnect(client)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None:
+            await disconnect(client)
+
+
+async def connect(options: MqttOptions, prefix: str) -> aiomqtt.Client:
+    """A connected, logged-in client (CONNACK accepted); SinkError saying why not."""
+    try:
+        context = build_ssl_context(options.tls) if options.tls_on else None
+    except (OSError, ssl.SSLError) as e:
+        raise SinkError(
+            f"{options.where}: cannot load tls.ca_file: {type(e).__name__}", retryable=True
+        ) from None
+    client = aiomqtt.Client(
+        options.host,
+        options.port,
+        username=options.username,
+        password=options.password.reveal() if options.password is not None else None,
+        identifier=f"{prefix}-{secrets.token_hex(4)}",
+        tls_context=context,
+        timeout=options.timeout_secs,
+        logger=_QUIET,
+    )
+    try:
+        async with asyncio.timeout(options.timeout_secs + 1):
+            await client.__aenter__()
+    except (aiomqtt.MqttError, TimeoutError) as e:
+        await disconnect(client)
+        raise SinkError(f"{options.where}: {_reason(e, options)}", retryable=True) from None
+    return client
+
+
+async def disconnect(client: aiomqtt.Client) -> None:
+    # Closing a connection that already broke: nothing to report.
+    with contextlib.suppress(Exception):
+        await client.__aexit__(None, None, None)
+
+
+def _reason(e: BaseException, options: MqttOptions) -> str:
+    """Why the broker could not be used, for the log and `deliveries`; never a secret
+    (aiomqtt's texts hold return codes and socket errors only)."""
+    if isinstance(e, TimeoutError):
+        return f"no answer within {options.timeout_secs:g}s"
+    if isinstance(e, MqttConnectError):
+        return f"the broker refused the login ({e}); check username and password_file"
+    text = str(e)
+    if "Operation timed out" in text:
+        return f"no answer (CONNACK or PUBACK) within {options.timeout_secs:g}s"
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return f"TLS: the broker's certificate is not trusted ({text}); check tls.ca_file"
+    if "SSL" in text:
+        return f"TLS handshake failed ({text})"
+    return f"cannot connect or publish ({text or type(e).__name__})"
+
+
+async def check_mqtt(options: MqttOptions, config: Config) -> list[Check]:
+    """`check-config --connect`: connect, TLS and login (CONNACK), then disconnect;
+    nothing is published."""
+    try:
+        client = await connect(options, "pvewatch-check")
+    except SinkError as e:
+        return [Check("fail", "connect", str(e))]
+    await disconnect(client)
+    how = "TLS verified" if options.tls_on else "plain, unencrypted"
+    who = f"logged in as {options.username}" if options.username else "anonymous"
+    return [Check("ok", "connect", f"{options.where}: connected ({how}), {who}; nothing published")]
+
+
+async def try_mqtt(sink: MqttSink, event: Event) -> Tried:
+    """`test-sink`: the sample event published for real, no state (it is not a real
+    resource's); delivered once the broker acknowledged it."""
+    topic = await sink.publish_event(event)
+    lines = (f"sink {sink.name}: {sink.options.where} acknowledged (PUBACK) {event.id} on {topic}",)
+    return Tried(True, lines)
+
+
+MQTT = SinkType(
+    options=MqttOptions,
+    keys=MQTT_KEYS,
+    parse=mqtt_options,
+    build=MqttSink.build,
+    check=check_mqtt,
+    test=try_mqtt,
+)

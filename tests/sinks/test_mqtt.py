@@ -1,0 +1,326 @@
+"""`type: mqtt`: its options (problems named by key path, the password never shown), its
+topics and payloads (pure), and the sink against a real Mosquitto (tests/sinks/
+mosquitto.py): the shared contract, events and retained state acknowledged by PUBACK,
+Home Assistant discovery, and each failure's outcome: a refused login and a TLS mismatch
+are retried with a clear reason, a broker down is retried and then delivered."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pvewatch.config.load import check_config
+from pvewatch.config.types import Config, SinkConfig, TlsConfig
+from pvewatch.errors import SinkError
+from pvewatch.model import Resource, Snapshot, SourceHealth
+from pvewatch.operate.connect import check_connections
+from pvewatch.operate.deliveries import sink_test
+from pvewatch.secret import Secret
+from pvewatch.sinks import mqtt_messages as msg
+from pvewatch.sinks.base import SinkContext
+from pvewatch.sinks.mqtt import MQTT, MqttSink
+from pvewatch.sinks.mqtt_options import MqttOptions, topic_problem
+from pvewatch.sinks.table import SINK_TYPES
+from pvewatch.store.sqlite import SqliteStore
+from tests.config.support import base, ca_pem, load, problems, write
+from tests.e2e.harness import wait_for
+
+from .contract import check_sink_contract, guest_stopped
+from .mosquitto import PASSWORD, USER, Broker, Received, mosquitto, subscribed
+
+# --- options ---------------------------------------------------------------------------
+
+
+def broker_doc(**options: Any) -> dict[str, Any]:
+    return {**base(), "sinks": {"broker": {"type": "mqtt", **options}}}
+
+
+def mqtt(tmp_path: Path, **options: Any) -> MqttOptions:
+    (sink,) = load(tmp_path, broker_doc(**options)).sinks
+    assert isinstance(sink.options, MqttOptions)
+    return sink.options
+
+
+def test_defaults_and_every_option(tmp_path: Path) -> None:
+    assert mqtt(tmp_path, url="mqtt://broker.lan") == MqttOptions(host="broker.lan", port=1883)
+    (tmp_path / "mqtt.pass").write_text("hunter2\n")
+    ca = ca_pem(tmp_path)
+    options = mqtt(
+        tmp_path,
+        url="mqtts://broker.example.net",
+        username="pvewatch",
+        password_file="mqtt.pass",
+        tls={"ca_file": "ca.pem"},
+        topic_prefix="home/pve",
+        homeassistant={"discovery_prefix": "ha"},
+        timeout_secs=3,
+    )
+    assert options == MqttOptions(
+        host="broker.example.net",
+        port=8883,
+        tls_on=True,
+        username="pvewatch",
+        password=Secret("hunter2"),
+        tls=TlsConfig(ca_file=ca),
+        topic_prefix="home/pve",
+        discovery_prefix="ha",
+        timeout_secs=3,
+    )
+    assert options.where == "mqtts://broker.example.net:8883"
+    assert mqtt(tmp_path, url="mqtt://b:1999", homeassistant=True).discovery_prefix == (
+        "homeassistant"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, "sinks.broker.url: required"),
+        ({"url": "http://b"}, "sinks.broker.url: expected mqtt://HOST[:PORT] or mqtts://"),
+        ({"url": "mqtt://b:99999"}, "sinks.broker.url: not a valid URL"),
+        ({"url": "mqtt://u:p@b"}, "sinks.broker.url: no credentials in the URL"),
+        ({"url": "mqtt://b/topic"}, "sinks.broker.url: a broker URL has no path"),
+        ({"url": "mqtt://b", "password": "x"}, "sinks.broker.password: a password needs a user"),
+        ({"url": "mqtt://b", "username": ""}, "sinks.broker.username: must not be empty"),
+        ({"url": "mqtt://b", "tls": {"verify": False}}, "sinks.broker.tls: only for mqtts://"),
+        ({"url": "mqtt://b", "topic_prefix": "a/#"}, "sinks.broker.topic_prefix: must not"),
+        ({"url": "mqtt://b", "topic_prefix": "/a"}, "sinks.broker.topic_prefix: must not start"),
+        ({"url": "mqtt://b", "topic_prefix": "$SYS"}, "sinks.broker.topic_prefix: must not"),
+        (
+            {"url": "mqtt://b", "homeassistant": {"discovery_prefix": "ha/+"}},
+            "sinks.broker.homeassistant.discovery_prefix: must not contain",
+        ),
+        (
+            {"url": "mqtt://b", "homeassistant": {"prefix": "x"}},
+            "sinks.broker.homeassistant.prefix",
+        ),
+        ({"url": "mqtt://b", "homeassistant": "yes"}, "sinks.broker.homeassistant: expected"),
+        ({"url": "mqtt://b", "timeout_secs": 0}, "sinks.broker.timeout_secs: "),
+        ({"url": "mqtts://b", "password_file": "missing"}, "sinks.broker.password_file: cannot"),
+    ],
+)
+def test_problems_name_the_key(tmp_path: Path, options: dict[str, Any], expected: str) -> None:
+    found = problems(tmp_path, broker_doc(**options))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_the_password_is_never_shown(tmp_path: Path) -> None:
+    doc = broker_doc(url="mqtt://b", username="u", password="TOPSECRET-4711")
+    out, err = io.StringIO(), io.StringIO()
+    assert check_config(write(tmp_path, doc), {}, out, err, sink_types=SINK_TYPES) == 0
+    assert "TOPSECRET" not in out.getvalue() + err.getvalue()
+    assert "plain mqtt://: the password travels unencrypted" in out.getvalue() + err.getvalue()
+
+
+# --- topics and payloads ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cluster", "resource_id", "topic"),
+    [
+        ("lab", "qemu/100", "pvewatch/lab/state/qemu/100"),
+        ("lab", "node/pve1", "pvewatch/lab/state/node/pve1"),
+        ("lab", "storage/pve1/local-zfs", "pvewatch/lab/state/storage/pve1/local-zfs"),
+        ("lab", "/pool/prod", "pvewatch/lab/state/pool/prod"),
+        ("a/b", "sdn/pve1/z+#", "pvewatch/a_b/state/sdn/pve1/z__"),
+        ("", "x\x00", "pvewatch/_/state/x_"),
+    ],
+)
+def test_state_topics(cluster: str, resource_id: str, topic: str) -> None:
+    assert msg.state_topic("pvewatch", cluster, resource_id) == topic
+
+
+def test_event_topic_and_payload() -> None:
+    event = guest_stopped(100, cluster="lab")
+    assert msg.event_topic("pve", event) == "pve/lab/guest.stopped"
+    assert json.loads(msg.event_payload(event)) == event.to_dict()
+
+
+@given(st.text(), st.text())
+def test_every_topic_is_a_valid_topic_name(cluster: str, resource_id: str) -> None:
+    for topic in (
+        msg.state_topic("pvewatch", cluster, resource_id),
+        msg.discovery_topic("homeassistant", cluster, resource_id),
+    ):
+        assert topic_problem(topic) is None, topic
+        topic.encode("utf-8")  # no lone surrogate
+
+
+@given(st.text(), st.text(), st.text(), st.text())
+def test_unique_ids_differ_for_different_resources(c1: str, r1: str, c2: str, r2: str) -> None:
+    assert (msg.unique_id(c1, r1) == msg.unique_id(c2, r2)) == ((c1, r1) == (c2, r2))
+
+
+def test_state_and_discovery_payloads() -> None:
+    vm = Resource("qemu/100", "qemu", "running", "pve1", "web1", 100)
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    state = json.loads(msg.state_payload("lab", vm, at))
+    assert state == {
+        "cluster": "lab",
+        **vm.to_dict(),
+        "running": True,
+        "as_of": "2026-12-01T10:00:00Z",
+    }
+    node = Resource("node/pve2", "node", "offline", "pve2")
+    assert json.loads(msg.state_payload("lab", node, at))["running"] is False
+    pool = Resource("/pool/prod", "pool")
+    assert json.loads(msg.state_payload("lab", pool, at))["running"] is None
+    config = json.loads(msg.discovery_payload("pvewatch", "lab", vm))
+    assert config["state_topic"] == "pvewatch/lab/state/qemu/100"
+    assert config["device_class"] == "running"
+    assert config["unique_id"] == msg.unique_id("lab", "qemu/100") + "_running"
+    assert config["device"]["name"] == "lab web1 (100)"
+
+
+# --- against a real Mosquitto ----------------------------------------------------------
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    with mosquitto(tmp_path) as b:
+        yield b
+
+
+def options_for(broker: Broker, **overrides: Any) -> MqttOptions:
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": broker.tls_port,
+        "tls_on": True,
+        "username": USER,
+        "password": Secret(PASSWORD),
+        "tls": TlsConfig(ca_file=broker.ca_file),
+        "timeout_secs": 5.0,
+    }
+    return MqttOptions(**(settings | overrides))
+
+
+def events_of(got: list[Received]) -> list[dict[str, Any]]:
+    """The events among what a subscriber got (not states, not discovery)."""
+    return [
+        json.loads(r.payload)
+        for r in got
+        if r.topic.startswith("pvewatch/") and "/state/" not in r.topic
+    ]
+
+
+async def test_the_sink_contract(broker: Broker) -> None:
+    await check_sink_contract(lambda: MqttSink("broker", options_for(broker)))
+
+
+async def test_events_and_retained_state_with_discovery(tmp_path: Path, broker: Broker) -> None:
+    t0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    vm = Resource("qemu/100", "qemu", "stopped", "pve1", "web1", 100)
+    quiet = Resource("lxc/101", "lxc", "running", "pve1", "db", 101)
+    with SqliteStore(tmp_path / "state.db") as store:
+        snapshot = Snapshot("lab", {r.id: r for r in (vm, quiet)}, t0)
+        store.commit_poll("lab", snapshot=snapshot, events=[], sinks=[], health=SourceHealth())
+        options = options_for(broker, discovery_prefix="homeassistant")
+        sink = MqttSink("broker", options, store)
+        with subscribed(broker, "#") as sub:
+            await sink.send([guest_stopped(100, cluster="lab")])
+            await sink.aclose()
+            wait_for(lambda: events_of(sub.received()), what="the event")
+            got = sub.received()
+        assert [e["id"] for e in events_of(got)] == [guest_stopped(100).id]
+        # A late subscriber sees the state of every resource, the quiet one too, at once.
+        with subscribed(broker, "#") as late:
+            wait_for(lambda: len(late.received()) == 4, what="2 states, 2 discovery configs")
+            retained = {r.topic: json.loads(r.payload) for r in late.received()}
+        assert all(r.retain for r in late.received())
+        assert retained["pvewatch/lab/state/qemu/100"]["running"] is False
+        assert retained["pvewatch/lab/state/lxc/101"]["running"] is True
+        config = retained[msg.discovery_topic("homeassistant", "lab", "qemu/100")]
+        assert config["state_topic"] == "pvewatch/lab/state/qemu/100"
+        # The guest goes: its retained state and its discovery entry are deleted.
+        later = Snapshot("lab", {quiet.id: quiet}, t0)
+        store.commit_poll("lab", snapshot=later, events=[], sinks=[], health=SourceHealth())
+        sink = MqttSink("broker", options, store)
+        await sink.send([guest_stopped(100, cluster="lab")])
+        await sink.aclose()
+    with subscribed(broker, "#") as last:
+        wait_for(lambda: len(last.received()) == 2, what="the quiet guest's two messages")
+        assert {r.topic for r in last.received()} == {
+            "pvewatch/lab/state/lxc/101",
+            msg.discovery_topic("homeassistant", "lab", "lxc/101"),
+        }
+
+
+async def test_a_refused_login_is_retried_with_the_reason(broker: Broker) -> None:
+    sink = MqttSink("broker", options_for(broker, password=Secret("wrong-password")))
+    with pytest.raises(SinkError) as caught:
+        await sink.send([guest_stopped()])
+    await sink.aclose()
+    assert caught.value.retryable
+    assert "refused the login" in str(caught.value)
+    assert "wrong-password" not in str(caught.value)
+
+
+async def test_a_tls_mismatch_is_a_clear_error(tmp_path: Path, broker: Broker) -> None:
+    other_ca = ca_pem(tmp_path)  # a CA that did not sign the broker's certificate
+    for tls in (TlsConfig(), TlsConfig(ca_file=other_ca)):
+        sink = MqttSink("broker", options_for(broker, tls=tls))
+        with pytest.raises(SinkError) as caught:
+            await sink.send([guest_stopped()])
+        await sink.aclose()
+        assert caught.value.retryable
+        assert "TLS: the broker's certificate is not trusted" in str(caught.value)
+        assert "check tls.ca_file" in str(caught.value)
+
+
+async def test_a_broker_down_is_retried_then_delivered(broker: Broker) -> None:
+    sink = MqttSink("broker", options_for(broker))
+    with subscribed(broker, "pvewatch/#", persistent=True) as sub:
+        await sink.send([guest_stopped(100)])
+        broker.stop()
+        with pytest.raises(SinkError) as caught:
+            await sink.send([guest_stopped(101)])
+        assert caught.value.retryable
+        assert "cannot connect" in str(caught.value) or "no answer" in str(caught.value)
+        broker.start()
+        await sink.send([guest_stopped(101)])  # the retry: a new connection
+        await sink.aclose()
+        wait_for(lambda: len(events_of(sub.received())) == 2, what="both events")
+    assert [e["id"] for e in events_of(sub.received())] == [
+        guest_stopped(100).id,
+        guest_stopped(101).id,
+    ]
+
+
+async def test_check_connect_logs_in_and_publishes_nothing(broker: Broker) -> None:
+    good = SinkConfig("broker", "mqtt", options_for(broker))
+    bad = SinkConfig("bad", "mqtt", options_for(broker, password=Secret("nope")))
+    config = Config(clusters=(), sinks=(good, bad))
+    with subscribed(broker, "#") as sub:
+        ok, refused = await check_connections(config)
+        assert sub.received() == []
+    assert [c.status for c in ok.checks] == ["ok"]
+    assert f"{broker.tls_url}: connected (TLS verified), logged in as {USER}" in (
+        ok.checks[0].message
+    )
+    assert [c.status for c in refused.checks] == ["fail"]
+    assert "refused the login" in refused.checks[0].message
+
+
+async def test_test_sink_publishes_a_sample_and_no_state(broker: Broker) -> None:
+    config = Config(clusters=(), sinks=(SinkConfig("broker", "mqtt", options_for(broker)),))
+    out, err = io.StringIO(), io.StringIO()
+    with subscribed(broker, "#") as sub:
+        assert await sink_test(config, "broker", out=out, err=err) == 0
+        wait_for(lambda: sub.received(), what="the sample")
+        (got,) = sub.received()
+    assert "/state/" not in got.topic
+    assert json.loads(got.payload)["details"] == {"test": True}
+    assert "acknowledged (PUBACK)" in out.getvalue()
+
+
+def test_the_row_builds_the_sink() -> None:
+    sink = MQTT.open(SinkConfig("b", "mqtt", MqttOptions()), SinkContext()).sink
+    assert isinstance(sink, MqttSink)
