@@ -58,7 +58,7 @@ class Broker:
         return f"mqtts://127.0.0.1:{self.tls_port}"
 
     def prepare(self) -> None:
-        binary = tool("mosquitto")
+        binary = tool("mosquitto", "/usr/sbin/mosquitto")  # sbin: not on a user's PATH
         passwd = tool("mosquitto_passwd")
         self.dir.mkdir(parents=True, exist_ok=True)
         ca = make_authority("pvewatch mqtt test CA")
