@@ -42,7 +42,10 @@ from pvewatch.sinks.mqtt_options import MQTT_KEYS, MqttOptions, mqtt_options
 from pvewatch.store.base import Store
 
 _SYNC_BATCH = 200  # publishes of a state sync awaited together
-_QUIET = logging.getLogger("pvewatch.mqtt.client")  # paho's own chatter, at DEBUG
+# paho's own chatter (DEBUG) and aiomqtt's; its warning about many publishes in flight
+# does not apply to a state sync, which has them by design.
+_CLIENT_LOG = logging.getLogger("pvewatch.mqtt.client")
+_IN_FLIGHT_WARNING = 2 * _SYNC_BATCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +70,18 @@ class MqttSink:
         self._syncing = asyncio.Lock()
         self._synced: set[str] = set()  # clusters whose state went out over this connection
         self._announced: set[str] = set()  # discovery topics sent over this connection
+        self._snapshots: dict[str, Snapshot] = {}  # the last read of each cluster
         self._closed = False
 
     @classmethod
     def build(cls, name: str, options: MqttOptions, context: SinkContext) -> MqttSink:
         """The sink of `options` (`mqtt_options` checked them); opens nothing."""
         return cls(name, options, context.store)
+
+    @property
+    def connected(self) -> bool:
+        """A connection is open and has not broken."""
+        return self._client is not None and not _broken(self._client)
 
     async def send(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -101,6 +110,9 @@ class MqttSink:
         if self._closed:
             raise SinkError(f"mqtt sink {self.name!r} is closed", retryable=False)
         async with self._connecting:
+            if self._client is not None and _broken(self._client):
+                await disconnect(self._client)  # a broker restart: connect again at once
+                self._client = None
             if self._client is None:
                 self._client = await connect(self.options, f"pvewatch-{self.name}")
                 self._synced.clear()
@@ -120,9 +132,22 @@ class MqttSink:
             self._synced.add(cluster)
 
     async def _snapshot(self, cluster: str) -> Snapshot | None:
-        assert self._store is not None
-        snapshot, _ = await asyncio.to_thread(self._store.load, cluster)
-        return snapshot
+        """The cluster's last stored snapshot; the one read before while no poll has been
+        stored since (a burst of events reads a large cluster once)."""
+        store = self._store
+        assert store is not None
+
+        def read() -> Snapshot | None:
+            stamp = next((s.last_poll for s in store.status() if s.cluster == cluster), None)
+            kept = self._snapshots.get(cluster)
+            if kept is not None and stamp is not None and kept.taken_at == stamp:
+                return kept
+            snapshot, _ = store.load(cluster)
+            if snapshot is not None:
+                self._snapshots[cluster] = snapshot
+            return snapshot
+
+        return await asyncio.to_thread(read)
 
     def _state(self, snapshot: Snapshot | None, resource_id: str) -> list[Publish]:
         """The retained state of one resource, and its discovery entry the first time;
@@ -189,8 +214,9 @@ async def connect(options: MqttOptions, prefix: str) -> aiomqtt.Client:
         identifier=f"{prefix}-{secrets.token_hex(4)}",
         tls_context=context,
         timeout=options.timeout_secs,
-        logger=_QUIET,
+        logger=_CLIENT_LOG,
     )
+    client.pending_calls_threshold = _IN_FLIGHT_WARNING
     try:
         async with asyncio.timeout(options.timeout_secs + 1):
             await client.__aenter__()
@@ -200,10 +226,22 @@ async def connect(options: MqttOptions, prefix: str) -> aiomqtt.Client:
     return client
 
 
+def _broken(client: aiomqtt.Client) -> bool:
+    """The connection broke since it was made (aiomqtt's own record of it)."""
+    broke = getattr(client, "_disconnected", None)
+    return isinstance(broke, asyncio.Future) and broke.done()
+
+
 async def disconnect(client: aiomqtt.Client) -> None:
-    # Closing a connection that already broke: nothing to report.
+    """Close the connection; one that already broke has nothing more to report. aiomqtt
+    keeps why it broke in a future that only its message iterator reads (this sink
+    subscribes to nothing): read here, or asyncio logs "Future exception was never
+    retrieved" when the client is collected."""
     with contextlib.suppress(Exception):
         await client.__aexit__(None, None, None)
+    broke = getattr(client, "_disconnected", None)
+    if isinstance(broke, asyncio.Future) and broke.done() and not broke.cancelled():
+        broke.exception()
 
 
 def _reason(e: BaseException, options: MqttOptions) -> str:
