@@ -121,8 +121,14 @@ async def open_runtime(
         # A metrics-only sink (prometheus) shapes /metrics: no Sink, no outbox rows.
         delivered = delivering(config.sinks, sink_types)
         sinks: list[OpenSink] = []
+        configured = frozenset(c.name for c in config.clusters)
+
+        def kept() -> frozenset[str]:  # the clusters whose state sinks may mirror
+            led = leadership.delivered()
+            return configured if led is None else configured & led
+
         for sink_config in delivered:
-            opened = sink_types[sink_config.type].open(sink_config, SinkContext(store))
+            opened = sink_types[sink_config.type].open(sink_config, SinkContext(store, kept))
             stack.push_async_callback(opened.sink.aclose)
             sinks.append(opened)
         metrics = metrics or Metrics(clusters={}, sinks=())
@@ -158,6 +164,8 @@ async def open_runtime(
             stack.push_async_callback(deliverer.stop)  # before its sink closes
         for opened in sinks:
             metrics.sink_enabled(opened.config.name, True)
+            if opened.run is not None:  # stopped before its sink closes
+                stack.push_async_callback(_cancel, asyncio.create_task(opened.run()))
         clients = []
         for cluster in config.clusters:
             client = PveClient(cluster, logger=log)

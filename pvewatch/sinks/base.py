@@ -10,12 +10,13 @@ sink is:
 - the config reads a sink's own keys with `parse` (into the row's `options` dataclass);
 - the daemon builds it with `build` and feeds it with a Deliverer; a row without a
   builder is metrics-only (`prometheus`: it shapes /metrics, gets no outbox rows);
-- `check-config --connect` runs `check`; SIGHUP calls `reopen`; `test-sink` runs `test`.
+- `check-config --connect` runs `check`; SIGHUP calls `reopen`; `test-sink` runs `test`;
+  the daemon runs `run` beside delivery while the sink is open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -50,9 +51,13 @@ class Sink(Protocol):
 class SinkContext:
     """What a builder may use besides the sink's name and options. Builders do no I/O:
     building a sink touches nothing. `store`: the state store (None in `test-sink`), for a
-    sink that must tell its receiver what is still open after a restart."""
+    sink that must tell its receiver what is still open after a restart, or mirror the
+    state of `clusters`."""
 
     store: Store | None = None
+    # The clusters whose state this replica keeps (configured, and led when replicas
+    # share the store), asked each time; none in `test-sink`.
+    clusters: Callable[[], Collection[str]] = lambda: ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,9 @@ class SinkType(Generic[OptionsT, SinkT]):
     reopen: Callable[[SinkT], None] | None = None
     # `test-sink`: send the sample and say what the receiver answered; None: `send` it
     test: Callable[[SinkT, Event], Awaitable[Tried]] | None = None
+    # the daemon: a task beside delivery while the sink is open, cancelled before it
+    # closes (mqtt: the retained state follows the store)
+    run: Callable[[SinkT], Coroutine[Any, Any, None]] | None = None
     # sends in flight at once when the sink's `concurrency:` is left out
     concurrency: int = 4
 
@@ -109,13 +117,14 @@ class SinkType(Generic[OptionsT, SinkT]):
         if self.build is None:
             raise ConfigError([f"sinks.{cfg.name}: type {cfg.type} delivers no events"])
         sink = self.build(cfg.name, self.options_of(cfg), context)
-        reopen, test = self.reopen, self.test
+        reopen, test, run = self.reopen, self.test, self.run
         return OpenSink(
             cfg,
             sink,
             self.concurrency,
             reopen=(lambda: reopen(sink)) if reopen is not None else None,
             test=(lambda event: test(sink, event)) if test is not None else None,
+            run=(lambda: run(sink)) if run is not None else None,
         )
 
 
@@ -128,6 +137,7 @@ class OpenSink:
     concurrency: int  # the default when `config.delivery.concurrency` is None
     reopen: Callable[[], None] | None = field(default=None)
     test: Callable[[Event], Awaitable[Tried]] | None = field(default=None)
+    run: Callable[[], Coroutine[Any, Any, None]] | None = field(default=None)
 
 
 SinkTypes = Mapping[str, SinkType[Any, Any]]

@@ -2,14 +2,16 @@
 retained), each resource's current state to the retained `<prefix>/<cluster>/state/<id>`,
 and optionally Home Assistant discovery for nodes and guests (`mqtt_messages`).
 
-An event counts as delivered only once the broker acknowledged it (PUBACK) and the state
-of its resource before it. The state comes from the store's last snapshot, not from the
-event: an event carries only the field that changed, and the snapshot is committed with
-the event, so it is at least as new. The first event of a cluster over each new
-connection first publishes the state of every resource of that cluster: after a restart
-of pvewatch or of a broker that lost its retained messages, the state topics are right
-again, including resources that have not changed since. A resource that is gone gets an
-empty retained message (MQTT's way to delete it), and its discovery entry too.
+An event counts as delivered only once the broker acknowledged it (PUBACK), and before
+it the state of what changed in its cluster. The state comes from the store's last
+snapshot, not from the event: an event carries only the field that changed, and the
+snapshot is committed with the event, so it is at least as new. Each connection keeps
+what it published; the first publish of a cluster over a connection is all of it, later
+ones only what differs. `keep_state` (the row's `run`, beside delivery) does the same
+every MIRROR_SECS without events, so the state topics are right from the first poll on,
+after a restart of pvewatch or of a broker that lost its retained messages, and for
+resources no event reached this sink about. A resource that is gone gets an empty
+retained message (MQTT's way to delete it), and its discovery entry too.
 
 What the broker says decides delivery (SinkError.retryable): not reachable, a refused
 login (wrong password, unknown user: fixed on the broker or by a config reload, and the
@@ -25,15 +27,15 @@ import contextlib
 import logging
 import secrets
 import ssl
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from pvewatch.config.types import Config
-from pvewatch.errors import SinkError
-from pvewatch.model import Event, Snapshot
+from pvewatch.errors import SinkError, StoreError
+from pvewatch.model import Event, Resource, Snapshot
 from pvewatch.net.probe import Check
 from pvewatch.net.tls import build_ssl_context
 from pvewatch.sinks import mqtt_messages as msg
@@ -42,6 +44,8 @@ from pvewatch.sinks.mqtt_options import MQTT_KEYS, MqttOptions, mqtt_options
 from pvewatch.store.base import Store
 
 _SYNC_BATCH = 200  # publishes of a state sync awaited together
+MIRROR_SECS = 2.0  # how often the state topics catch up with the store without events
+log = logging.getLogger("pvewatch")
 # paho's own chatter (DEBUG) and aiomqtt's; its warning about many publishes in flight
 # does not apply to a state sync, which has them by design.
 _CLIENT_LOG = logging.getLogger("pvewatch.mqtt.client")
@@ -56,27 +60,39 @@ class Publish:
 
 
 class MqttSink:
-    """Publishes events, and the state of their resources, to one broker over one
-    connection, opened at the first send and again after it broke."""
+    """Publishes events, and the state of the resources, to one broker over one
+    connection, opened when first needed and again after it broke."""
 
     groups = False
 
-    def __init__(self, name: str, options: MqttOptions, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        options: MqttOptions,
+        store: Store | None = None,
+        *,
+        clusters: Callable[[], Collection[str]] = lambda: (),
+        mirror_secs: float = MIRROR_SECS,
+    ) -> None:
         self.name = name
         self.options = options
         self._store = store  # None (test-sink): events only, no state
+        self._clusters = clusters  # whose state `keep_state` mirrors
+        self._mirror_secs = mirror_secs
         self._client: aiomqtt.Client | None = None
         self._connecting = asyncio.Lock()
-        self._syncing = asyncio.Lock()
-        self._synced: set[str] = set()  # clusters whose state went out over this connection
-        self._announced: set[str] = set()  # discovery topics sent over this connection
+        self._mirroring = asyncio.Lock()
+        # What the broker acknowledged over this connection: each cluster's resources
+        # as published, and each discovery entry.
+        self._published: dict[str, dict[str, Resource]] = {}
+        self._announced: dict[str, bytes] = {}
         self._snapshots: dict[str, Snapshot] = {}  # the last read of each cluster
         self._closed = False
 
     @classmethod
     def build(cls, name: str, options: MqttOptions, context: SinkContext) -> MqttSink:
         """The sink of `options` (`mqtt_options` checked them); opens nothing."""
-        return cls(name, options, context.store)
+        return cls(name, options, context.store, clusters=context.clusters)
 
     @property
     def connected(self) -> bool:
@@ -88,23 +104,40 @@ class MqttSink:
             await self.publish_event(event)
 
     async def publish_event(self, event: Event) -> str:
-        """The state of the event's resource, then the event; the event's topic once the
-        broker acknowledged both."""
+        """The state of the event's cluster where it changed (its resource's included),
+        then the event; the event's topic once the broker acknowledged them all."""
         client = await self._connection()
-        try:
+        async with self._failing(client):
             if self._store is not None and event.cluster:
-                await self._sync(client, event.cluster)
-                if event.resource is not None:
-                    snapshot = await self._snapshot(event.cluster)
-                    await self._publish(client, self._state(snapshot, event.resource.id))
+                gone = event.resource.id if event.resource is not None else None
+                await self._mirror(client, event.cluster, gone)
             topic = msg.event_topic(self.options.topic_prefix, event)
             await self._publish(client, [Publish(topic, msg.event_payload(event), False)])
-        except aiomqtt.MqttError as e:
-            await self._drop(client)
-            raise SinkError(
-                f"{self.options.where}: {_reason(e, self.options)}", retryable=True
-            ) from None
         return topic
+
+    async def keep_state(self) -> None:
+        """Run beside delivery until cancelled: every `mirror_secs`, the state topics of
+        the clusters this replica delivers follow the store, events or not (the first
+        poll, resources no event was sent about)."""
+        failing = False
+        while True:
+            try:
+                clusters = await asyncio.to_thread(self._stored, set(self._clusters()))
+                if clusters:
+                    client = await self._connection()
+                    async with self._failing(client):
+                        for cluster in clusters:
+                            await self._mirror(client, cluster)
+                failing = False
+            except (SinkError, StoreError) as e:
+                if not failing:
+                    log.warning("sink %s: the state topics wait: %s", self.name, e)
+                failing = True
+            await asyncio.sleep(self._mirror_secs)
+
+    def _stored(self, wanted: set[str]) -> list[str]:
+        assert self._store is not None
+        return [s.cluster for s in self._store.status() if s.last_poll and s.cluster in wanted]
 
     async def _connection(self) -> aiomqtt.Client:
         if self._closed:
@@ -115,21 +148,44 @@ class MqttSink:
                 self._client = None
             if self._client is None:
                 self._client = await connect(self.options, f"pvewatch-{self.name}")
-                self._synced.clear()
+                self._published.clear()
                 self._announced.clear()
             return self._client
 
-    async def _sync(self, client: aiomqtt.Client, cluster: str) -> None:
-        """Every resource's state of `cluster`, once per connection."""
-        async with self._syncing:
-            if cluster in self._synced:
-                return
+    @contextlib.asynccontextmanager
+    async def _failing(self, client: aiomqtt.Client) -> AsyncIterator[None]:
+        """aiomqtt's errors as a retryable SinkError; the connection is dropped."""
+        try:
+            yield
+        except aiomqtt.MqttError as e:
+            async with self._connecting:
+                if self._client is client:
+                    self._client = None
+            await disconnect(client)
+            raise SinkError(
+                f"{self.options.where}: {_reason(e, self.options)}", retryable=True
+            ) from None
+
+    async def _mirror(self, client: aiomqtt.Client, cluster: str, gone: str | None = None) -> None:
+        """Publish the state of every resource of `cluster` that differs from what this
+        connection published (all of them, the first time), and delete `gone` (an
+        event's resource) if the store no longer holds it."""
+        if self._store is None:
+            return
+        async with self._mirroring:
             snapshot = await self._snapshot(cluster)
-            if snapshot is not None:
-                publishes = [p for rid in snapshot.resources for p in self._state(snapshot, rid)]
-                for start in range(0, len(publishes), _SYNC_BATCH):
-                    await self._publish(client, publishes[start : start + _SYNC_BATCH])
-            self._synced.add(cluster)
+            if snapshot is None:
+                return
+            published = self._published.setdefault(cluster, {})
+            changed = msg.changes(snapshot.resources, published, gone)
+            publishes = [p for rid in changed for p in self._state(cluster, rid, snapshot)]
+            for start in range(0, len(publishes), _SYNC_BATCH):
+                await self._publish(client, publishes[start : start + _SYNC_BATCH])
+            for rid in changed:
+                if rid in snapshot.resources:
+                    published[rid] = snapshot.resources[rid]
+                else:
+                    published.pop(rid, None)
 
     async def _snapshot(self, cluster: str) -> Snapshot | None:
         """The cluster's last stored snapshot; the one read before while no poll has been
@@ -149,33 +205,25 @@ class MqttSink:
 
         return await asyncio.to_thread(read)
 
-    def _state(self, snapshot: Snapshot | None, resource_id: str) -> list[Publish]:
-        """The retained state of one resource, and its discovery entry the first time;
+    def _state(self, cluster: str, resource_id: str, snapshot: Snapshot) -> list[Publish]:
+        """The retained state of one resource and its discovery entry where it changed;
         empty retained messages (deletions) when the snapshot no longer holds it."""
-        if snapshot is None:
-            return []
-        options, cluster = self.options, snapshot.cluster
+        options = self.options
         topic = msg.state_topic(options.topic_prefix, cluster, resource_id)
         resource = snapshot.resources.get(resource_id)
-        discovered = options.discovery_prefix is not None and (
-            resource is None or resource.type in msg.DISCOVERED
-        )
-        config = (
-            msg.discovery_topic(options.discovery_prefix, cluster, resource_id)
-            if options.discovery_prefix is not None
-            else ""
-        )
-        if resource is None:
-            self._announced.discard(config)
-            return [
-                *([Publish(config, b"", True)] if discovered else []),
-                Publish(topic, b"", True),
-            ]
-        state = Publish(topic, msg.state_payload(cluster, resource, snapshot.taken_at), True)
-        if not discovered or config in self._announced:
+        state = Publish(topic, msg.state_payload(cluster, resource) if resource else b"", True)
+        if options.discovery_prefix is None:
             return [state]
-        self._announced.add(config)
+        config = msg.discovery_topic(options.discovery_prefix, cluster, resource_id)
+        if resource is None:
+            self._announced.pop(config, None)
+            return [Publish(config, b"", True), state]
+        if resource.type not in msg.DISCOVERED:
+            return [state]
         payload = msg.discovery_payload(options.topic_prefix, cluster, resource)
+        if self._announced.get(config) == payload:
+            return [state]
+        self._announced[config] = payload
         return [state, Publish(config, payload, True)]
 
     async def _publish(self, client: aiomqtt.Client, publishes: Sequence[Publish]) -> None:
@@ -183,13 +231,6 @@ class MqttSink:
         await asyncio.gather(
             *(client.publish(p.topic, p.payload, qos=1, retain=p.retain) for p in publishes)
         )
-
-    async def _drop(self, client: aiomqtt.Client) -> None:
-        """Forget a connection that failed; the next send opens a new one."""
-        async with self._connecting:
-            if self._client is client:
-                self._client = None
-        await disconnect(client)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -287,6 +328,7 @@ MQTT = SinkType(
     keys=MQTT_KEYS,
     parse=mqtt_options,
     build=MqttSink.build,
+    run=MqttSink.keep_state,
     check=check_mqtt,
     test=try_mqtt,
 )

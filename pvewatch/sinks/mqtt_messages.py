@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
-from pvewatch.model import Event, Resource, format_time
+from pvewatch.model import Event, Resource
 from pvewatch.sinks.formats.common import dumps
 
 NO_CLUSTER = "_"
@@ -64,13 +64,23 @@ def running(resource: Resource) -> bool | None:
     return None if found is None else resource.status == found[1]
 
 
-def state_payload(cluster: str, resource: Resource, as_of: datetime) -> bytes:
-    """The resource as the last stored poll saw it, with `running` for nodes and guests
-    and `as_of`, the time of that poll."""
+def state_payload(cluster: str, resource: Resource) -> bytes:
+    """The resource as the last stored poll saw it, with `running` for nodes and guests."""
     state: dict[str, Any] = {"cluster": cluster, **resource.to_dict()}
     state["running"] = running(resource)
-    state["as_of"] = format_time(as_of)
     return dumps(state)
+
+
+def changes(
+    resources: Mapping[str, Resource], published: Mapping[str, Resource], gone: str | None
+) -> list[str]:
+    """The ids whose state topic must be published: new or changed since `published`,
+    and deleted (in `published`, or `gone`, but no longer in `resources`)."""
+    changed = [rid for rid, r in resources.items() if published.get(rid) != r]
+    deleted = [rid for rid in published if rid not in resources]
+    if gone is not None and gone not in resources and gone not in published:
+        deleted.append(gone)
+    return changed + deleted
 
 
 def unique_id(cluster: str, resource_id: str) -> str:

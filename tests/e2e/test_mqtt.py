@@ -21,10 +21,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pvewatch.model import Event
+from pvewatch.simulator.server import SimServer
 from pvewatch.sinks import mqtt_messages as msg
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.harness import TOKEN, control, polls_served, simulator, wait_for
@@ -68,6 +70,18 @@ def write_config(tmp: Path, sim_url: str, fingerprint: str, broker: Broker) -> P
     return path
 
 
+@contextlib.contextmanager
+def setup(tmp: Path, guests: int) -> Iterator[tuple[Broker, SimServer, Path, list[dict[str, Any]]]]:
+    """A broker, a simulator, the config of a pvewatch between them, the simulator's
+    resources."""
+    with mosquitto(tmp) as broker, simulator(guests=guests) as sim:
+        assert sim.fingerprint
+        config = write_config(tmp, sim.url, sim.fingerprint, broker)
+        with control(sim) as c:
+            rows = c.get("/resources").json()
+        yield broker, sim, config, rows
+
+
 def start(config: Path, tmp: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "pvewatch", "run", "-c", str(config), "--log-level", "warning"],
@@ -106,11 +120,7 @@ def test_kill_9_each_event_once_per_id_and_the_state_right_after_restart(
     tmp_path: Path,
 ) -> None:
     rng = random.Random(21)
-    with mosquitto(tmp_path) as broker, simulator(guests=12) as sim:
-        assert sim.fingerprint
-        config = write_config(tmp_path, sim.url, sim.fingerprint, broker)
-        with control(sim) as c:
-            rows = c.get("/resources").json()
+    with setup(tmp_path, 12) as (broker, sim, config, rows):
         status = {r["id"]: r["status"] for r in rows if r["type"] in ("qemu", "lxc")}
         nodes = [r["id"] for r in rows if r["type"] == "node"]
         guests = sorted(status)
@@ -200,6 +210,37 @@ def _retained(sub: Any, count: int) -> dict[str, Any]:
     return {r.topic: json.loads(r.payload) for r in sub.received() if r.retain and r.payload}
 
 
+def test_a_first_start_publishes_every_state_without_any_event(tmp_path: Path) -> None:
+    with setup(tmp_path, 6) as (broker, _sim, config, rows):
+        watched = {r["id"]: r for r in rows if r["type"] in ("node", "qemu", "lxc")}
+        proc = start(config, tmp_path)
+        try:
+            wait_for(lambda: baseline_recorded(tmp_path), what="the baseline")
+            wanted = [f"pvewatch/{CLUSTER}/state/{rid}" for rid in watched]
+            with subscribed(broker, "#") as sub:
+                wait_for(
+                    lambda: {r.topic for r in sub.received()} >= set(wanted),
+                    timeout=20,
+                    what="every node's and guest's state",
+                )
+            # Retained: a subscriber that comes later gets them all at once.
+            with subscribed(broker, "#") as late:
+
+                def retained() -> dict[str, Any]:
+                    got = {r.topic: json.loads(r.payload) for r in late.received() if r.retain}
+                    return got if all(t in got for t in wanted) else {}
+
+                got = wait_for(retained, what="the retained states")
+        finally:
+            stop(proc, tmp_path)
+    assert stored_events(tmp_path) == []  # the first poll is a baseline: no event
+    for rid, row in watched.items():
+        state = got[f"pvewatch/{CLUSTER}/state/{rid}"]
+        assert state["status"] == row["status"]
+        assert state["running"] == (row["status"] in ("running", "online"))
+        assert msg.discovery_topic("homeassistant", CLUSTER, rid) in got
+
+
 def pending_with(tmp: Path, reason: str) -> bool:
     """A delivery to the broker waits for a retry after failing for `reason`."""
     with SqliteStore(tmp / "state.db") as store:
@@ -208,11 +249,7 @@ def pending_with(tmp: Path, reason: str) -> bool:
 
 
 def test_a_broker_down_then_up_loses_nothing(tmp_path: Path) -> None:
-    with mosquitto(tmp_path) as broker, simulator(guests=4) as sim:
-        assert sim.fingerprint
-        config = write_config(tmp_path, sim.url, sim.fingerprint, broker)
-        with control(sim) as c:
-            rows = c.get("/resources").json()
+    with setup(tmp_path, 4) as (broker, sim, config, rows):
         guests = [r["id"] for r in rows if r["type"] == "qemu" and r["status"] == "running"]
         # A persistent session: the broker keeps the subscription over its restart.
         with subscribed(broker, "pvewatch/#", persistent=True) as sub:
@@ -241,12 +278,8 @@ def test_a_broker_down_then_up_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_a_refused_login_keeps_the_events_until_the_password_is_fixed(tmp_path: Path) -> None:
-    with mosquitto(tmp_path) as broker, simulator(guests=4) as sim:
-        assert sim.fingerprint
-        config = write_config(tmp_path, sim.url, sim.fingerprint, broker)
+    with setup(tmp_path, 4) as (broker, sim, config, rows):
         (tmp_path / "mqtt.pass").write_text("not-the-password\n")
-        with control(sim) as c:
-            rows = c.get("/resources").json()
         guest = next(r["id"] for r in rows if r["type"] == "qemu" and r["status"] == "running")
         with subscribed(broker, "pvewatch/#") as sub:
             proc = start(config, tmp_path)

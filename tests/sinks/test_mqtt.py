@@ -160,20 +160,39 @@ def test_unique_ids_differ_for_different_resources(c1: str, r1: str, c2: str, r2
     assert (msg.unique_id(c1, r1) == msg.unique_id(c2, r2)) == ((c1, r1) == (c2, r2))
 
 
+A = Resource("qemu/100", "qemu", "running")
+B = Resource("qemu/101", "qemu", "stopped")
+B_RUNNING = Resource("qemu/101", "qemu", "running")
+
+
+@pytest.mark.parametrize(
+    ("resources", "published", "gone", "expected"),
+    [
+        ({"qemu/100": A}, {}, None, ["qemu/100"]),  # the first time: everything
+        ({"qemu/100": A}, {"qemu/100": A}, None, []),  # nothing changed: nothing
+        ({"qemu/101": B_RUNNING}, {"qemu/101": B}, None, ["qemu/101"]),  # changed
+        ({}, {"qemu/101": B}, None, ["qemu/101"]),  # gone since published
+        ({}, {}, "qemu/101", ["qemu/101"]),  # gone before this connection: its event says
+        ({"qemu/101": B}, {"qemu/101": B}, "qemu/101", []),  # an event's resource, unchanged
+    ],
+)
+def test_changes(
+    resources: dict[str, Resource],
+    published: dict[str, Resource],
+    gone: str | None,
+    expected: list[str],
+) -> None:
+    assert msg.changes(resources, published, gone) == expected
+
+
 def test_state_and_discovery_payloads() -> None:
     vm = Resource("qemu/100", "qemu", "running", "pve1", "web1", 100)
-    at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-    state = json.loads(msg.state_payload("lab", vm, at))
-    assert state == {
-        "cluster": "lab",
-        **vm.to_dict(),
-        "running": True,
-        "as_of": "2026-12-01T10:00:00Z",
-    }
+    state = json.loads(msg.state_payload("lab", vm))
+    assert state == {"cluster": "lab", **vm.to_dict(), "running": True}
     node = Resource("node/pve2", "node", "offline", "pve2")
-    assert json.loads(msg.state_payload("lab", node, at))["running"] is False
+    assert json.loads(msg.state_payload("lab", node))["running"] is False
     pool = Resource("/pool/prod", "pool")
-    assert json.loads(msg.state_payload("lab", pool, at))["running"] is None
+    assert json.loads(msg.state_payload("lab", pool))["running"] is None
     config = json.loads(msg.discovery_payload("pvewatch", "lab", vm))
     assert config["state_topic"] == "pvewatch/lab/state/qemu/100"
     assert config["device_class"] == "running"
@@ -219,38 +238,81 @@ async def test_the_sink_contract(broker: Broker) -> None:
 async def test_events_and_retained_state_with_discovery(tmp_path: Path, broker: Broker) -> None:
     t0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     vm = Resource("qemu/100", "qemu", "stopped", "pve1", "web1", 100)
-    quiet = Resource("lxc/101", "lxc", "running", "pve1", "db", 101)
-    with SqliteStore(tmp_path / "state.db") as store:
-        snapshot = Snapshot("lab", {r.id: r for r in (vm, quiet)}, t0)
+    quiet = Resource("qemu/101", "qemu", "running", "pve1", "db", 101)
+    node = Resource("node/pve1", "node", "online", "pve1")
+
+    def poll(at: datetime, *resources: Resource) -> None:
+        snapshot = Snapshot("lab", {r.id: r for r in resources}, at)
         store.commit_poll("lab", snapshot=snapshot, events=[], sinks=[], health=SourceHealth())
-        options = options_for(broker, discovery_prefix="homeassistant")
+
+    options = options_for(broker, discovery_prefix="homeassistant")
+    with SqliteStore(tmp_path / "state.db") as store:
+        poll(t0, vm, quiet, node)
         sink = MqttSink("broker", options, store)
         with subscribed(broker, "#") as sub:
             await sink.send([guest_stopped(100, cluster="lab")])
             wait_for(lambda: events_of(sub.received()), what="the event")
             got = sub.received()
         assert [e["id"] for e in events_of(got)] == [guest_stopped(100).id]
-        # A late subscriber sees the state of every resource, the quiet one too, at once.
+        # A late subscriber sees the state of every resource, the quiet ones too, at once.
         with subscribed(broker, "#") as late:
-            wait_for(lambda: len(late.received()) == 4, what="2 states, 2 discovery configs")
+            wait_for(lambda: len(late.received()) == 6, what="3 states, 3 discovery configs")
             retained = {r.topic: json.loads(r.payload) for r in late.received()}
         assert all(r.retain for r in late.received())
         assert retained["pvewatch/lab/state/qemu/100"]["running"] is False
-        assert retained["pvewatch/lab/state/lxc/101"]["running"] is True
+        assert retained["pvewatch/lab/state/qemu/101"]["running"] is True
         config = retained[msg.discovery_topic("homeassistant", "lab", "qemu/100")]
         assert config["state_topic"] == "pvewatch/lab/state/qemu/100"
-        # The guest goes (a later poll, over the same connection): its retained state and
-        # its discovery entry are deleted.
-        later = Snapshot("lab", {quiet.id: quiet}, t0 + timedelta(seconds=10))
-        store.commit_poll("lab", snapshot=later, events=[], sinks=[], health=SourceHealth())
+        # The VM goes (a later poll, same connection): its state and discovery entry are
+        # deleted with the next event.
+        poll(t0 + timedelta(seconds=10), quiet, node)
         await sink.send([guest_stopped(100, cluster="lab")])
         await sink.aclose()
+        # The other VM goes while pvewatch is down: after the restart, the event about
+        # it deletes its topics (this connection never published them).
+        poll(t0 + timedelta(seconds=20), node)
+        sink = MqttSink("broker", options, store)
+        await sink.send([guest_stopped(101, cluster="lab")])
+        await sink.aclose()
     with subscribed(broker, "#") as last:
-        wait_for(lambda: len(last.received()) == 2, what="the quiet guest's two messages")
+        wait_for(lambda: len(last.received()) >= 2, what="the node's two messages")
         assert {r.topic for r in last.received()} == {
-            "pvewatch/lab/state/lxc/101",
-            msg.discovery_topic("homeassistant", "lab", "lxc/101"),
+            "pvewatch/lab/state/node/pve1",
+            msg.discovery_topic("homeassistant", "lab", "node/pve1"),
         }
+
+
+async def test_the_state_follows_the_store_without_events(tmp_path: Path, broker: Broker) -> None:
+    t0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    guests = [Resource(f"qemu/{i}", "qemu", "running", "pve1", f"vm{i}", i) for i in (1, 2)]
+    with SqliteStore(tmp_path / "state.db") as store:
+
+        def poll(at: datetime, *resources: Resource) -> None:
+            snapshot = Snapshot("lab", {r.id: r for r in resources}, at)
+            store.commit_poll("lab", snapshot=snapshot, events=[], sinks=[], health=SourceHealth())
+
+        poll(t0, *guests)  # a first poll: a baseline, no events
+        sink = MqttSink(
+            "broker", options_for(broker), store, clusters=lambda: {"lab"}, mirror_secs=0.05
+        )
+        with subscribed(broker, "pvewatch/lab/state/#") as sub:
+            task = asyncio.create_task(sink.keep_state())
+            try:
+
+                def states() -> dict[str, Any]:
+                    return {r.topic: json.loads(r.payload) for r in sub.received()}
+
+                await until(lambda: len(states()) == 2)
+                stopped = Resource("qemu/2", "qemu", "stopped", "pve1", "vm2", 2)
+                poll(t0 + timedelta(seconds=10), guests[0], stopped)  # an event went elsewhere
+                await until(
+                    lambda: states().get("pvewatch/lab/state/qemu/2", {}).get("running") is False
+                )
+                assert len(sub.received()) == 3, "only what changed is published again"
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await sink.aclose()
 
 
 async def test_a_refused_login_is_retried_with_the_reason(broker: Broker) -> None:
