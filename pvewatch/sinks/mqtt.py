@@ -43,13 +43,14 @@ from pvewatch.sinks.base import SinkContext, SinkType, Tried
 from pvewatch.sinks.mqtt_options import MQTT_KEYS, MqttOptions, mqtt_options
 from pvewatch.store.base import Store
 
-_SYNC_BATCH = 200  # publishes of a state sync awaited together
+_SYNC_BATCH = 1000  # publishes of a state sync awaited together
 MIRROR_SECS = 2.0  # how often the state topics catch up with the store without events
 log = logging.getLogger("pvewatch")
 # paho's own chatter (DEBUG) and aiomqtt's; its warning about many publishes in flight
 # does not apply to a state sync, which has them by design.
 _CLIENT_LOG = logging.getLogger("pvewatch.mqtt.client")
 _IN_FLIGHT_WARNING = 2 * _SYNC_BATCH
+_IN_FLIGHT = 100  # QoS 1 publishes on the wire before their PUBACK (paho's default: 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class MqttSink:
         # as published, and each discovery entry.
         self._published: dict[str, dict[str, Resource]] = {}
         self._announced: dict[str, bytes] = {}
+        self._mirrored: dict[str, Snapshot] = {}  # the snapshot each cluster was compared to
         self._snapshots: dict[str, Snapshot] = {}  # the last read of each cluster
         self._closed = False
 
@@ -150,6 +152,7 @@ class MqttSink:
                 self._client = await connect(self.options, f"pvewatch-{self.name}")
                 self._published.clear()
                 self._announced.clear()
+                self._mirrored.clear()
             return self._client
 
     @contextlib.asynccontextmanager
@@ -177,7 +180,10 @@ class MqttSink:
             if snapshot is None:
                 return
             published = self._published.setdefault(cluster, {})
-            changed = msg.changes(snapshot.resources, published, gone)
+            if self._mirrored.get(cluster) is snapshot:  # compared already: only `gone`
+                changed = [gone] if gone is not None and gone not in snapshot.resources else []
+            else:
+                changed = msg.changes(snapshot.resources, published, gone)
             publishes = [p for rid in changed for p in self._state(cluster, rid, snapshot)]
             for start in range(0, len(publishes), _SYNC_BATCH):
                 await self._publish(client, publishes[start : start + _SYNC_BATCH])
@@ -186,6 +192,7 @@ class MqttSink:
                     published[rid] = snapshot.resources[rid]
                 else:
                     published.pop(rid, None)
+            self._mirrored[cluster] = snapshot
 
     async def _snapshot(self, cluster: str) -> Snapshot | None:
         """The cluster's last stored snapshot; the one read before while no poll has been
@@ -256,6 +263,7 @@ async def connect(options: MqttOptions, prefix: str) -> aiomqtt.Client:
         tls_context=context,
         timeout=options.timeout_secs,
         logger=_CLIENT_LOG,
+        max_inflight_messages=_IN_FLIGHT,
     )
     client.pending_calls_threshold = _IN_FLIGHT_WARNING
     try:
