@@ -166,7 +166,7 @@ class MqttSink:
                     self._client = None
             await disconnect(client)
             raise SinkError(
-                f"{self.options.where}: {_reason(e, self.options)}", retryable=True
+                f"{self.options.where}: {_reason(e, self.options, 'publish')}", retryable=True
             ) from None
 
     async def _mirror(self, client: aiomqtt.Client, cluster: str, gone: str | None = None) -> None:
@@ -270,8 +270,10 @@ async def connect(options: MqttOptions, prefix: str) -> aiomqtt.Client:
         async with asyncio.timeout(options.timeout_secs + 1):
             await client.__aenter__()
     except (aiomqtt.MqttError, TimeoutError) as e:
-        await disconnect(client)
-        raise SinkError(f"{options.where}: {_reason(e, options)}", retryable=True) from None
+        # Not connected: nothing to disconnect (aiomqtt would warn that it cannot); a
+        # broker that refused the login closes the socket itself.
+        reason = _reason(e, options, "connect")
+        raise SinkError(f"{options.where}: {reason}", retryable=True) from None
     return client
 
 
@@ -293,13 +295,19 @@ async def disconnect(client: aiomqtt.Client) -> None:
         broke.exception()
 
 
-def _reason(e: BaseException, options: MqttOptions) -> str:
-    """Why the broker could not be used, for the log and `deliveries`; never a secret
-    (aiomqtt's texts hold return codes and socket errors only)."""
+_LOGIN_REFUSED = frozenset({4, 5, 134, 135})  # bad user name or password, not authorized
+
+
+def _reason(e: BaseException, options: MqttOptions, doing: str) -> str:
+    """Why the broker could not be used while `doing` (connect, publish), for the log and
+    `deliveries`; never a secret (aiomqtt's texts hold return codes and socket errors)."""
     if isinstance(e, TimeoutError):
         return f"no answer within {options.timeout_secs:g}s"
     if isinstance(e, MqttConnectError):
-        return f"the broker refused the login ({e}); check username and password_file"
+        code = getattr(e.rc, "value", e.rc)
+        if code in _LOGIN_REFUSED:
+            return f"the broker refused the login ({e}); check username and password_file"
+        return f"the broker refused the connection ({e})"
     text = str(e)
     if "Operation timed out" in text:
         return f"no answer (CONNACK or PUBACK) within {options.timeout_secs:g}s"
@@ -307,7 +315,9 @@ def _reason(e: BaseException, options: MqttOptions) -> str:
         return f"TLS: the broker's certificate is not trusted ({text}); check tls.ca_file"
     if "SSL" in text:
         return f"TLS handshake failed ({text})"
-    return f"cannot connect or publish ({text or type(e).__name__})"
+    if doing == "connect":
+        return f"cannot connect ({text or type(e).__name__})"
+    return f"the connection failed while publishing ({text or type(e).__name__})"
 
 
 async def check_mqtt(options: MqttOptions, config: Config) -> list[Check]:

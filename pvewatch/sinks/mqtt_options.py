@@ -55,6 +55,16 @@ class MqttOptions(SinkOptions):
     discovery_prefix: str | None = None  # Home Assistant discovery; None: off
     timeout_secs: float = 10.0
 
+    def summary(self) -> dict[str, object]:
+        """As `check-config` shows it: the URL as written, tls only for mqtts://."""
+        shown: dict[str, object] = {"url": self.where}
+        shown |= {"username": self.username, "password": self.password}
+        if self.tls_on:
+            shown["tls"] = self.tls.mode + (f" {self.tls.ca_file}" if self.tls.ca_file else "")
+        shown["topic_prefix"] = self.topic_prefix
+        shown["homeassistant"] = self.discovery_prefix or "off"
+        return shown | {"timeout_secs": self.timeout_secs}
+
     @property
     def where(self) -> str:
         """The broker as messages show it: mqtt(s)://host:port."""

@@ -216,12 +216,14 @@ def test_a_first_start_publishes_every_state_without_any_event(tmp_path: Path) -
         proc = start(config, tmp_path)
         try:
             wait_for(lambda: baseline_recorded(tmp_path), what="the baseline")
-            wanted = [f"pvewatch/{CLUSTER}/state/{rid}" for rid in watched]
+            wanted = [f"pvewatch/{CLUSTER}/state/{rid}" for rid in watched] + [
+                msg.discovery_topic("homeassistant", CLUSTER, rid) for rid in watched
+            ]
             with subscribed(broker, "#") as sub:
                 wait_for(
                     lambda: {r.topic for r in sub.received()} >= set(wanted),
                     timeout=20,
-                    what="every node's and guest's state",
+                    what="every node's and guest's state and discovery entry",
                 )
             # Retained: a subscriber that comes later gets them all at once.
             with subscribed(broker, "#") as late:
@@ -238,7 +240,8 @@ def test_a_first_start_publishes_every_state_without_any_event(tmp_path: Path) -
         state = got[f"pvewatch/{CLUSTER}/state/{rid}"]
         assert state["status"] == row["status"]
         assert state["running"] == (row["status"] in ("running", "online"))
-        assert msg.discovery_topic("homeassistant", CLUSTER, rid) in got
+        config = got[msg.discovery_topic("homeassistant", CLUSTER, rid)]
+        assert config["state_topic"] == f"pvewatch/{CLUSTER}/state/{rid}"
 
 
 def pending_with(tmp: Path, reason: str) -> bool:
