@@ -17,7 +17,8 @@ What the broker says decides delivery (SinkError.retryable): not reachable, a re
 login (wrong password, unknown user: fixed on the broker or by a config reload, and the
 queued events then go out) and a TLS failure are all retried, nothing is dead-lettered;
 every attempt logs the reason, and `check-config --connect` says it at once. aiomqtt is
-imported here only; its errors become SinkError here, without the password.
+imported here and in `mqtt_connection` only; its errors become SinkError there, without
+the password.
 """
 
 from __future__ import annotations
@@ -25,32 +26,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-import ssl
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
 
 from pvewatch.config.types import Config
 from pvewatch.errors import SinkError, StoreError
 from pvewatch.model import Event, Resource, Snapshot
 from pvewatch.net.probe import Check
-from pvewatch.net.tls import build_ssl_context
 from pvewatch.sinks import mqtt_messages as msg
 from pvewatch.sinks.base import SinkContext, SinkType, Tried
+from pvewatch.sinks.mqtt_connection import broken, connect, disconnect, reason
 from pvewatch.sinks.mqtt_options import MQTT_KEYS, MqttOptions, mqtt_options
 from pvewatch.store.base import Store
 
 _SYNC_BATCH = 1000  # publishes of a state sync awaited together
 MIRROR_SECS = 2.0  # how often the state topics catch up with the store without events
 log = logging.getLogger("pvewatch")
-# paho's own chatter (DEBUG) and aiomqtt's; its warning about many publishes in flight
-# does not apply to a state sync, which has them by design.
-_CLIENT_LOG = logging.getLogger("pvewatch.mqtt.client")
-_IN_FLIGHT_WARNING = 2 * _SYNC_BATCH
-_IN_FLIGHT = 100  # QoS 1 publishes on the wire before their PUBACK (paho's default: 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +92,7 @@ class MqttSink:
     @property
     def connected(self) -> bool:
         """A connection is open and has not broken."""
-        return self._client is not None and not _broken(self._client)
+        return self._client is not None and not broken(self._client)
 
     async def send(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -145,7 +138,7 @@ class MqttSink:
         if self._closed:
             raise SinkError(f"mqtt sink {self.name!r} is closed", retryable=False)
         async with self._connecting:
-            if self._client is not None and _broken(self._client):
+            if self._client is not None and broken(self._client):
                 await disconnect(self._client)  # a broker restart: connect again at once
                 self._client = None
             if self._client is None:
@@ -166,7 +159,7 @@ class MqttSink:
                     self._client = None
             await disconnect(client)
             raise SinkError(
-                f"{self.options.where}: {_reason(e, self.options, 'publish')}", retryable=True
+                f"{self.options.where}: {reason(e, self.options, 'publish')}", retryable=True
             ) from None
 
     async def _mirror(self, client: aiomqtt.Client, cluster: str, gone: str | None = None) -> None:
@@ -244,80 +237,6 @@ class MqttSink:
         client, self._client = self._client, None
         if client is not None:
             await disconnect(client)
-
-
-async def connect(options: MqttOptions, prefix: str) -> aiomqtt.Client:
-    """A connected, logged-in client (CONNACK accepted); SinkError saying why not."""
-    try:
-        context = build_ssl_context(options.tls) if options.tls_on else None
-    except (OSError, ssl.SSLError) as e:
-        raise SinkError(
-            f"{options.where}: cannot load tls.ca_file: {type(e).__name__}", retryable=True
-        ) from None
-    client = aiomqtt.Client(
-        options.host,
-        options.port,
-        username=options.username,
-        password=options.password.reveal() if options.password is not None else None,
-        identifier=f"{prefix}-{secrets.token_hex(4)}",
-        tls_context=context,
-        timeout=options.timeout_secs,
-        logger=_CLIENT_LOG,
-        max_inflight_messages=_IN_FLIGHT,
-    )
-    client.pending_calls_threshold = _IN_FLIGHT_WARNING
-    try:
-        async with asyncio.timeout(options.timeout_secs + 1):
-            await client.__aenter__()
-    except (aiomqtt.MqttError, TimeoutError) as e:
-        # Not connected: nothing to disconnect (aiomqtt would warn that it cannot); a
-        # broker that refused the login closes the socket itself.
-        reason = _reason(e, options, "connect")
-        raise SinkError(f"{options.where}: {reason}", retryable=True) from None
-    return client
-
-
-def _broken(client: aiomqtt.Client) -> bool:
-    """The connection broke since it was made (aiomqtt's own record of it)."""
-    broke = getattr(client, "_disconnected", None)
-    return isinstance(broke, asyncio.Future) and broke.done()
-
-
-async def disconnect(client: aiomqtt.Client) -> None:
-    """Close the connection; one that already broke has nothing more to report. aiomqtt
-    keeps why it broke in a future that only its message iterator reads (this sink
-    subscribes to nothing): read here, or asyncio logs "Future exception was never
-    retrieved" when the client is collected."""
-    with contextlib.suppress(Exception):
-        await client.__aexit__(None, None, None)
-    broke = getattr(client, "_disconnected", None)
-    if isinstance(broke, asyncio.Future) and broke.done() and not broke.cancelled():
-        broke.exception()
-
-
-_LOGIN_REFUSED = frozenset({4, 5, 134, 135})  # bad user name or password, not authorized
-
-
-def _reason(e: BaseException, options: MqttOptions, doing: str) -> str:
-    """Why the broker could not be used while `doing` (connect, publish), for the log and
-    `deliveries`; never a secret (aiomqtt's texts hold return codes and socket errors)."""
-    if isinstance(e, TimeoutError):
-        return f"no answer within {options.timeout_secs:g}s"
-    if isinstance(e, MqttConnectError):
-        code = getattr(e.rc, "value", e.rc)
-        if code in _LOGIN_REFUSED:
-            return f"the broker refused the login ({e}); check username and password_file"
-        return f"the broker refused the connection ({e})"
-    text = str(e)
-    if "Operation timed out" in text:
-        return f"no answer (CONNACK or PUBACK) within {options.timeout_secs:g}s"
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return f"TLS: the broker's certificate is not trusted ({text}); check tls.ca_file"
-    if "SSL" in text:
-        return f"TLS handshake failed ({text})"
-    if doing == "connect":
-        return f"cannot connect ({text or type(e).__name__})"
-    return f"the connection failed while publishing ({text or type(e).__name__})"
 
 
 async def check_mqtt(options: MqttOptions, config: Config) -> list[Check]:
