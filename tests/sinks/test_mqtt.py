@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -30,6 +30,7 @@ from pvewatch.sinks.base import SinkContext
 from pvewatch.sinks.mqtt import MQTT, MqttSink
 from pvewatch.sinks.mqtt_options import MqttOptions, topic_problem
 from pvewatch.sinks.table import SINK_TYPES
+from pvewatch.store.base import Store
 from pvewatch.store.sqlite import SqliteStore
 from tests.config.support import base, ca_pem, load, problems, write
 from tests.e2e.harness import wait_for
@@ -313,6 +314,48 @@ async def test_the_state_follows_the_store_without_events(tmp_path: Path, broker
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 await sink.aclose()
+
+
+class CountingStore:
+    """A store that counts the rounds of `keep_state` (each asks for the status)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store, self.rounds = store, 0
+
+    def status(self) -> Any:
+        self.rounds += 1
+        return self.store.status()
+
+    def load(self, cluster: str) -> Any:
+        return self.store.load(cluster)
+
+
+async def test_the_state_waits_for_a_broker_that_is_down_and_says_so_once(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    vm = Resource("qemu/1", "qemu", "running", "pve1", "vm1", 1)
+    with SqliteStore(tmp_path / "state.db") as sqlite:
+        snapshot = Snapshot("lab", {vm.id: vm}, datetime(2026, 12, 1, tzinfo=UTC))
+        sqlite.commit_poll("lab", snapshot=snapshot, events=[], sinks=[], health=SourceHealth())
+        store = CountingStore(sqlite)
+        sink = MqttSink(
+            "broker", options_for(broker), cast(Store, store), clusters=lambda: {"lab"},
+            mirror_secs=0.02,
+        )  # fmt: skip
+        broker.stop()
+        task = asyncio.create_task(sink.keep_state())
+        try:
+            await until(lambda: store.rounds >= 5)
+            waits = [r for r in caplog.records if "the state topics wait" in r.getMessage()]
+            assert len(waits) == 1, "one warning per outage, not one per round"
+            assert "cannot connect" in waits[0].getMessage()
+            broker.start()
+            with subscribed(broker, "pvewatch/lab/state/#") as sub:
+                await until(lambda: bool(sub.received()))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await sink.aclose()
 
 
 async def test_a_refused_login_is_retried_with_the_reason(broker: Broker) -> None:
