@@ -128,6 +128,8 @@ class MqttSink:
                 if not failing:
                     log.warning("sink %s: the state topics wait: %s", self.name, e)
                 failing = True
+            except Exception as e:  # a bug must not end the mirror; its text may hold secrets
+                log.error("sink %s: unexpected %s keeping the state", self.name, type(e).__name__)
             await asyncio.sleep(self._mirror_secs)
 
     def _stored(self, wanted: set[str]) -> list[str]:
