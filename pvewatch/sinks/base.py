@@ -16,7 +16,7 @@ sink is:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -51,9 +51,13 @@ class Sink(Protocol):
 class SinkContext:
     """What a builder may use besides the sink's name and options. Builders do no I/O:
     building a sink touches nothing. `store`: the state store (None in `test-sink`), for a
-    sink that must tell its receiver what is still open after a restart."""
+    sink that must tell its receiver what is still open after a restart, or mirror the
+    state of `clusters`."""
 
     store: Store | None = None
+    # The clusters whose state this replica keeps (configured, and led when replicas
+    # share the store), asked each time; none in `test-sink`.
+    clusters: Callable[[], Collection[str]] = lambda: ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +87,12 @@ class SinkType(Generic[OptionsT, SinkT]):
     reopen: Callable[[SinkT], None] | None = None
     # `test-sink`: send the sample and say what the receiver answered; None: `send` it
     test: Callable[[SinkT, Event], Awaitable[Tried]] | None = None
+    # the daemon: a task beside delivery while the sink is open, cancelled before it
+    # closes (mqtt: the retained state follows the store; alertmanager: open alerts are
+    # pushed again every resend_secs)
+    run: Callable[[SinkT], Coroutine[Any, Any, None]] | None = None
     # sends in flight at once when the sink's `concurrency:` is left out
     concurrency: int = 4
-    # a task the daemon runs beside the sink's delivery while the sink is open (cancelled
-    # before it closes): alertmanager pushes its open alerts again every resend_secs
-    run: Callable[[SinkT], Coroutine[Any, Any, None]] | None = None
 
     @property
     def metrics_only(self) -> bool:

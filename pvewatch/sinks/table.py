@@ -15,6 +15,7 @@ from pvewatch.sinks.alertmanager import ALERTMANAGER
 from pvewatch.sinks.base import SinkTypes
 from pvewatch.sinks.log import LOG
 from pvewatch.sinks.mail import EMAIL
+from pvewatch.sinks.mqtt import MQTT
 from pvewatch.sinks.prometheus import PROMETHEUS
 from pvewatch.sinks.webhook import WEBHOOK
 
@@ -25,5 +26,6 @@ SINK_TYPES: SinkTypes = MappingProxyType(
         "prometheus": PROMETHEUS,
         "email": EMAIL,
         "alertmanager": ALERTMANAGER,
+        "mqtt": MQTT,
     }
 )

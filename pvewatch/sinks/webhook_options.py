@@ -156,6 +156,7 @@ def _headers(ctx: Ctx, path: str, value: object) -> dict[str, Secret]:
 
 
 def tls_options(ctx: Ctx, path: str, value: object) -> TlsConfig:
+    """A sink's `tls: {verify, ca_file}` (webhook and mqtt): verified by default."""
     m = None if value is None else get_mapping(ctx, path, value, _TLS_KEYS)
     if not m:
         return TlsConfig()
