@@ -184,7 +184,8 @@ def check_ntfy(payload: Payload) -> None:
     assert isinstance(body["topic"], str)
     assert body["topic"]
     assert all(isinstance(body[k], str) for k in ("title", "message"))
-    size = len(body["message"].encode())
+    # A lone surrogate (JSON allows "\\ud800") reaches ntfy as U+FFFD: three bytes too.
+    size = len(body["message"].encode("utf-8", "surrogatepass"))
     assert size <= NTFY_MESSAGE_BYTES, f"message: {size} > {NTFY_MESSAGE_BYTES} bytes"
     assert body["priority"] in NTFY_PRIORITIES, f"priority {body['priority']}"
     assert all(isinstance(tag, str) for tag in body["tags"])
