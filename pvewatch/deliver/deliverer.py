@@ -245,10 +245,12 @@ class Deliverer:
         heads = _Heads([], [], False, False)
         clusters = self._clusters()
         after = 0
+        # The first page holds just enough rows for what is wanted (each row read is an
+        # event decoded): in a burst, a send that finishes wants one head, not 50. Pages
+        # after it are full ones, so a long line of waiting heads is still read quickly.
+        size = min(self._page_size, wanted + len(busy) + len(self._settling))
         while len(heads.due) < wanted:
-            page = await asyncio.to_thread(
-                self._outbox.heads, self.sink_name, self._page_size, after, clusters
-            )
+            page = await asyncio.to_thread(self._outbox.heads, self.sink_name, size, after, clusters)
             heads.pending = heads.pending or bool(page)
             for head in page:
                 if head.line in busy:
@@ -259,9 +261,10 @@ class Deliverer:
                     heads.waits.append((head.next_attempt_at - now).total_seconds())
                 else:
                     heads.due.append(head)
-            if len(page) < self._page_size:
+            if len(page) < size:
                 break
             after = page[-1].outbox_id
+            size = self._page_size
         return heads
 
     def _group_wait(self, now: datetime) -> float:
