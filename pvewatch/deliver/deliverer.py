@@ -250,7 +250,9 @@ class Deliverer:
         # after it are full ones, so a long line of waiting heads is still read quickly.
         size = min(self._page_size, wanted + len(busy) + len(self._settling))
         while len(heads.due) < wanted:
-            page = await asyncio.to_thread(self._outbox.heads, self.sink_name, size, after, clusters)
+            page = await asyncio.to_thread(
+                self._outbox.heads, self.sink_name, size, after, clusters
+            )
             heads.pending = heads.pending or bool(page)
             for head in page:
                 if head.line in busy:
