@@ -150,18 +150,28 @@ class ClusterWatcher:
                 self._log.error("cluster %s: cannot load state: %s", self.cluster, e)
                 return PollResult(ok=False, error=f"store: {e}", error_kind="store")
             self._loaded = True
+        # /cluster/status and /cluster/tasks go out while /cluster/resources is answered
+        # and decoded: their round trips no longer add up. The client still spaces the
+        # three requests (resources first); a failed resources request cancels the others.
+        rows_request = asyncio.ensure_future(self._source.resources())
+        extras = asyncio.gather(self._quorate(), self._tasks())
         try:
-            rows = await self._source.resources()
+            rows = await rows_request
         except SourceError as e:
+            await _cancel(extras)
             self._log.warning("cluster %s: poll failed (%s): %s", self.cluster, e.kind, e)
             return await self._failed(e.kind, str(e))
+        except BaseException:
+            await _cancel(extras)
+            raise
         problem = implausible(self._snapshot, rows)
         if problem is not None:
+            await _cancel(extras)
             # Not an empty cluster: diffing it would report everything removed or moved.
             self._log.warning("cluster %s: poll failed (bad_response): %s", self.cluster, problem)
             return await self._failed("bad_response", problem)
-        quorate = await self._quorate()
-        return await self._succeeded(rows, quorate, await self._tasks())
+        quorate, task_rows = await extras
+        return await self._succeeded(rows, quorate, task_rows)
 
     async def _quorate(self) -> bool | None:
         """Quorum from /cluster/status (`read_quorate`); None when it cannot be read (no
@@ -274,3 +284,9 @@ class ClusterWatcher:
         if events:
             self._on_commit(events)
         return True
+
+
+async def _cancel(requests: asyncio.Future[Any]) -> None:
+    """Cancel requests no longer wanted and wait until they are gone."""
+    requests.cancel()
+    await asyncio.gather(requests, return_exceptions=True)
