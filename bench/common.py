@@ -221,13 +221,14 @@ sinks:
 class Worker:
     """A `bench.worker` process: pvewatch's components, polling when asked."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, tree: Path = ROOT) -> None:
+        """`tree`: the checkout whose pvewatch runs (another one: `bench.compare`)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.worker", str(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            cwd=ROOT,
+            cwd=tree,
         )
         self.pid = self.proc.pid
 
