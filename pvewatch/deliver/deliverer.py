@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from pvewatch.deliver.attempt import record, send_once, sink_disabled_event
-from pvewatch.deliver.policy import PendingItem, RetryPolicy, decide_message
+from pvewatch.deliver.marks import GroupMarks
+from pvewatch.deliver.policy import Delivered, PendingItem, RetryPolicy, decide_message
 from pvewatch.deliver.schedule import MAX_GROUP, RateLimit, is_new, plan_messages
 from pvewatch.deliver.settings import Settings
 from pvewatch.errors import SinkError, SinkGone
@@ -126,6 +127,10 @@ class Deliverer:
         self._settling: set[Line] = set()
         self._hold_until: datetime | None = None  # Retry-After, or a store failure
         self._group_opened: datetime | None = None
+        # A store that marks many rows delivered in one transaction gets the marks of
+        # sends that finish together as one write (one fsync instead of one each).
+        many = getattr(outbox, "mark_delivered_many", None)
+        self._marks = GroupMarks(many) if many is not None else None
         self.disabled = False
 
     @property
@@ -305,7 +310,11 @@ class Deliverer:
                 self._hold(now + timedelta(seconds=error.retry_after_secs))
             outcomes = decide_message(message, error, now, self._policy, self._rng)
             for item, outcome in zip(message, outcomes, strict=True):
-                await record(self._outbox, self.sink_name, item, outcome, now, self._log)
+                if isinstance(outcome, Delivered) and self._marks is not None:
+                    await self._marks.mark(item.outbox_id, now)
+                    self._log.debug("sink %s: delivered event %s", self.sink_name, item.event.id)
+                else:
+                    await record(self._outbox, self.sink_name, item, outcome, now, self._log)
                 self._observer.delivery_finished(
                     self.sink_name, outcome=type(outcome).__name__.lower(), duration_secs=duration
                 )

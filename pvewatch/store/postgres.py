@@ -343,6 +343,13 @@ class PostgresStore:
     def mark_delivered(self, outbox_id: int, now: datetime) -> None:
         self._transition(outbox_id, "delivered", sql.MARK_DELIVERED, (_utc(now),))
 
+    def mark_delivered_many(self, marks: Sequence[tuple[int, datetime]]) -> None:
+        """`mark_delivered(outbox_id, now)` of each pair in one transaction; a row that may
+        not be marked fails the whole batch, and nothing is written."""
+        with self._transaction(f"mark {len(marks)} outbox rows delivered") as cur:
+            for outbox_id, now in marks:
+                self._mark(cur, outbox_id, "delivered", sql.MARK_DELIVERED, (_utc(now),))
+
     def mark_retry(
         self, outbox_id: int, *, attempts: int, next_attempt_at: datetime, error: str
     ) -> None:
@@ -650,8 +657,18 @@ class PostgresStore:
 
     def _transition(self, outbox_id: int, target: str, query: str, params: tuple[Any, ...]) -> None:
         """Apply a mark_* to a pending row; marking a row again with its state is a no-op."""
+        with self._transaction(f"mark outbox row {outbox_id} {target}") as cur:
+            self._mark(cur, outbox_id, target, query, params)
+
+    def _mark(
+        self,
+        cur: psycopg.Cursor[tuple[Any, ...]],
+        outbox_id: int,
+        target: str,
+        query: str,
+        params: tuple[Any, ...],
+    ) -> None:
         what = f"mark outbox row {outbox_id} {target}"
-        with self._transaction(what) as cur:
-            cur.execute("SELECT state FROM outbox WHERE outbox_id = %s FOR UPDATE", (outbox_id,))
-            if self._read.may_mark(what, cur.fetchone(), target):
-                cur.execute(query, (*params, outbox_id))
+        cur.execute("SELECT state FROM outbox WHERE outbox_id = %s FOR UPDATE", (outbox_id,))
+        if self._read.may_mark(what, cur.fetchone(), target):
+            cur.execute(query, (*params, outbox_id))

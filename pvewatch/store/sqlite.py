@@ -294,6 +294,14 @@ class SqliteStore:
     def mark_delivered(self, outbox_id: int, now: datetime) -> None:
         self._transition(outbox_id, "delivered", sql.MARK_DELIVERED, (_ts(now),))
 
+    def mark_delivered_many(self, marks: Sequence[tuple[int, datetime]]) -> None:
+        """`mark_delivered(outbox_id, now)` of each pair in one transaction (one fsync for
+        a batch); a row that may not be marked fails the whole batch, nothing is written."""
+        what = f"mark {len(marks)} outbox rows delivered"
+        with self._lock, self._transaction(what, write=True) as conn:
+            for outbox_id, now in marks:
+                self._mark(conn, outbox_id, "delivered", sql.MARK_DELIVERED, (_ts(now),))
+
     def mark_retry(
         self, outbox_id: int, *, attempts: int, next_attempt_at: datetime, error: str
     ) -> None:
@@ -537,6 +545,17 @@ class SqliteStore:
         """Apply a mark_* to a pending row; marking a row again with its state is a no-op."""
         what = f"mark outbox row {outbox_id} {target}"
         with self._lock, self._transaction(what, write=True) as conn:
-            row = conn.execute("SELECT state FROM outbox WHERE outbox_id = ?", (outbox_id,))
-            if self._read.may_mark(what, row.fetchone(), target):
-                conn.execute(sql, (*params, outbox_id))
+            self._mark(conn, outbox_id, target, sql, params)
+
+    def _mark(
+        self,
+        conn: sqlite3.Connection,
+        outbox_id: int,
+        target: str,
+        sql: str,
+        params: tuple[Any, ...],
+    ) -> None:
+        what = f"mark outbox row {outbox_id} {target}"
+        row = conn.execute("SELECT state FROM outbox WHERE outbox_id = ?", (outbox_id,))
+        if self._read.may_mark(what, row.fetchone(), target):
+            conn.execute(sql, (*params, outbox_id))
