@@ -28,6 +28,9 @@ from typing import Any
 
 import httpx
 
+# Each benchmark is its own process: the machine's load when it started, and its clock.
+LOAD_AT_START = os.getloadavg()[0]
+STARTED_AT = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 TOKEN = "pvewatch@pve!bench=0b7e3c1a-5d2f-4e8a-9c6b-1f2e3d4c5b6a"  # noqa: S105 (the simulator's)
 ROOT = Path(__file__).resolve().parent.parent
 GUESTS_PER_NODE = 100  # a big node runs 100 or so guests
@@ -178,6 +181,10 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "system": f"{platform.system()} {platform.release()}",
+        # The 1-minute load average (the benchmark's own processes included) when the
+        # benchmark started and when it ended, and when it ran.
+        "load_1m": [LOAD_AT_START, os.getloadavg()[0]],
+        "ran": [STARTED_AT, time.strftime("%H:%M:%S UTC", time.gmtime())],
     }
 
 

@@ -106,9 +106,12 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| guests (resources) | body | floor: msgspec | orjson | json "
         "| pvewatch, no change | 1% changed (events) | pvewatch / floor "
-        "| RSS after polls | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| RSS after polls | peak RSS | per resource: CPU | peak RSS above the smallest |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    # Linear growth shows as a per-resource cost that stays flat from size to size; RSS
+    # is counted above the smallest run's, which is the interpreter and its imports.
+    base = min(results, key=lambda r: r["resources"]) if results else None
     for r in results:
         f, q, c = r["floor"], r["quiet"], r["changed"]
         lines.append(
@@ -116,9 +119,17 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {f['msgspec_ms']:.1f} ms | {f['orjson_ms']:.1f} ms | {f['json_ms']:.1f} ms "
             f"| **{q['cpu_ms']:.1f} ms** (p90 {q['cpu_p90_ms']:.1f}) "
             f"| {c['cpu_ms']:.1f} ms ({c['events_per_poll']:.0f}) "
-            f"| **{r['ratio_quiet']:.1f}x** | {q['rss_mb']:.0f} MB | {r['peak_rss_mb']:.0f} MB |"
+            f"| **{r['ratio_quiet']:.1f}x** | {q['rss_mb']:.0f} MB | {r['peak_rss_mb']:.0f} MB "
+            f"| {q['cpu_ms'] * 1000 / r['resources']:.1f} µs | {_above(r, base)} |"
         )
     return "\n".join(lines)
+
+
+def _above(r: dict[str, Any], base: dict[str, Any] | None) -> str:
+    if base is None or r is base:
+        return "—"
+    extra = (r["peak_rss_mb"] - base["peak_rss_mb"]) * 1e6 / (r["resources"] - base["resources"])
+    return f"{extra / 1000:.1f} KB"
 
 
 def main() -> None:
