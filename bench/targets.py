@@ -58,13 +58,20 @@ def _deliveries(results: Results) -> tuple[str, str, bool] | None:
     return (f"**{rate:,.0f}/s**", f"{r['cpu_ms_per_event']:.2f} ms CPU each", rate >= 1000)
 
 
-def _fifty(results: Results) -> tuple[str, str, bool] | None:
+def _fifty_cpu(results: Results) -> tuple[str, str, bool] | None:
     r = _by(results, "poll", "guests", 50_000)
     if r is None:
         return None
-    cpu, floor, peak = r["quiet"]["cpu_ms"], r["floor"]["msgspec_ms"], r["peak_rss_mb"]
-    met = cpu <= 2 * floor and peak <= 300
-    return (f"{cpu:.0f} ms, **{cpu / floor:.1f}x**, peak **{peak:.0f} MB**", f"{floor:.1f} ms", met)
+    cpu, floor = r["quiet"]["cpu_ms"], r["floor"]["msgspec_ms"]
+    return (f"{cpu:.0f} ms, **{cpu / floor:.1f}x**", f"{floor:.1f} ms", cpu <= 2 * floor)
+
+
+def _fifty_peak(results: Results) -> tuple[str, str, bool] | None:
+    r = _by(results, "poll", "guests", 50_000)
+    if r is None:
+        return None
+    peak, body = r["peak_rss_mb"], r["floor"]["body_bytes"] / 1e6
+    return (f"**{peak:.0f} MB**", f"body {body:.1f} MB", peak <= 300)
 
 
 ROWS: list[tuple[str, str, Callable[[Results], tuple[str, str, bool] | None]]] = [
@@ -74,7 +81,8 @@ ROWS: list[tuple[str, str, Callable[[Results], tuple[str, str, bool] | None]]] =
     ("10,000 guests: RSS after the polls / peak", "≤ 80 MB", lambda r: _rss(r, 10_000, 80)),
     ("10,000 guests: answer → webhook sent, p99", "< 50 ms", _latency),
     ("signed deliveries per second, local receiver", "≥ 1,000/s", _deliveries),
-    ("50,000 guests: quiet poll CPU vs floor, peak RSS", "≤ 2x, ≤ 300 MB", _fifty),
+    ("50,000 guests: CPU of a quiet poll vs the msgspec floor", "≤ 2x", _fifty_cpu),
+    ("50,000 guests: peak RSS", "≤ 300 MB", _fifty_peak),
 ]
 
 
