@@ -97,6 +97,9 @@ class ClusterWatcher:
         self._normalize = Normalizer()
         self._health = SourceHealth()
         self._stale = False
+        # The source answered the last /cluster/resources request: the next poll asks the
+        # other two at the same time.
+        self._answering = False
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -150,14 +153,16 @@ class ClusterWatcher:
                 self._log.error("cluster %s: cannot load state: %s", self.cluster, e)
                 return PollResult(ok=False, error=f"store: {e}", error_kind="store")
             self._loaded = True
-        # /cluster/status and /cluster/tasks go out while /cluster/resources is answered
-        # and decoded: their round trips no longer add up. The client still spaces the
-        # three requests (resources first); a failed resources request cancels the others.
-        rows_request = asyncio.ensure_future(self._source.resources())
-        extras = asyncio.gather(self._quorate(), self._tasks())
+        # Once the endpoint answered, /cluster/status and /cluster/tasks go out while
+        # /cluster/resources is answered and decoded: their round trips no longer add up.
+        # The client still spaces the three requests (resources first); a failed
+        # resources request cancels the other two. After a failed poll (or at the start)
+        # they wait for resources, so a dead endpoint costs one timeout, not three.
+        extras = self._extras() if self._answering else None
         try:
-            rows = await rows_request
+            rows = await self._source.resources()
         except SourceError as e:
+            self._answering = False
             await _cancel(extras)
             self._log.warning("cluster %s: poll failed (%s): %s", self.cluster, e.kind, e)
             return await self._failed(e.kind, str(e))
@@ -170,8 +175,13 @@ class ClusterWatcher:
             # Not an empty cluster: diffing it would report everything removed or moved.
             self._log.warning("cluster %s: poll failed (bad_response): %s", self.cluster, problem)
             return await self._failed("bad_response", problem)
-        quorate, task_rows = await extras
+        self._answering = True
+        quorate, task_rows = await (extras or self._extras())
         return await self._succeeded(rows, quorate, task_rows)
+
+    def _extras(self) -> asyncio.Future[tuple[bool | None, list[dict[str, Any]] | None]]:
+        """The quorum and the task list, requested now (resources is asked first)."""
+        return asyncio.gather(self._quorate(), self._tasks())
 
     async def _quorate(self) -> bool | None:
         """Quorum from /cluster/status (`read_quorate`); None when it cannot be read (no
@@ -286,7 +296,9 @@ class ClusterWatcher:
         return True
 
 
-async def _cancel(requests: asyncio.Future[Any]) -> None:
+async def _cancel(requests: asyncio.Future[Any] | None) -> None:
     """Cancel requests no longer wanted and wait until they are gone."""
+    if requests is None:
+        return
     requests.cancel()
     await asyncio.gather(requests, return_exceptions=True)

@@ -1,5 +1,6 @@
-"""The three requests of a poll: /cluster/status and /cluster/tasks go out while
-/cluster/resources is still being answered, and are cancelled when it fails."""
+"""The three requests of a poll: once the source has answered a poll, /cluster/status and
+/cluster/tasks go out while /cluster/resources is still being answered, and are cancelled
+when it fails; after a failed poll they wait for resources again."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from typing import Any
 
 from pvewatch.errors import SourceUnreachable
+from pvewatch.pipeline import ClusterWatcher
 from pvewatch.store.sqlite import SqliteStore
 from tests.test_pipeline import VM, watcher
 
@@ -58,10 +60,21 @@ async def _until(condition: Any) -> None:
             await asyncio.sleep(0)
 
 
+async def _answered_once(source: GatedSource, store: SqliteStore) -> ClusterWatcher:
+    """A watcher whose first poll was answered; the source's record starts afresh."""
+    w = watcher(source, store)  # type: ignore[arg-type]
+    source.answer.set()
+    assert (await w.poll()).ok
+    source.answer.clear()
+    source.asked.clear()
+    return w
+
+
 async def test_status_and_tasks_are_asked_while_resources_is_answered() -> None:
     source = GatedSource()
     with SqliteStore(":memory:") as store:
-        poll = asyncio.create_task(watcher(source, store).poll())  # type: ignore[arg-type]
+        w = await _answered_once(source, store)
+        poll = asyncio.create_task(w.poll())
         await _until(lambda: len(source.asked) == 3)
         assert source.asked == ["resources", "status", "tasks"]
         assert not poll.done()
@@ -72,11 +85,36 @@ async def test_status_and_tasks_are_asked_while_resources_is_answered() -> None:
 
 
 async def test_a_failed_resources_request_cancels_the_other_two() -> None:
-    source = GatedSource(fail=SourceUnreachable("connection refused"), hang=True)
+    source = GatedSource()
     with SqliteStore(":memory:") as store:
-        poll = asyncio.create_task(watcher(source, store).poll())  # type: ignore[arg-type]
+        w = await _answered_once(source, store)
+        source.fail, source.hang = SourceUnreachable("connection refused"), True
+        poll = asyncio.create_task(w.poll())
         await _until(lambda: len(source.asked) == 3)
         source.answer.set()
         result = await poll
     assert (result.ok, result.error_kind) == (False, "unreachable")
     assert sorted(source.cancelled) == ["status", "tasks"]
+
+
+async def test_the_first_poll_and_one_after_a_failure_ask_resources_alone_first() -> None:
+    """An endpoint that does not answer costs one timeout, not three."""
+    source = GatedSource()
+    with SqliteStore(":memory:") as store:
+        w = watcher(source, store)  # type: ignore[arg-type]
+        for _ in range(2):  # the first poll; then one after a failed poll
+            source.asked.clear()
+            poll = asyncio.create_task(w.poll())
+            await _until(lambda: source.asked == ["resources"])
+            for _ in range(20):  # what was started would run by now
+                await asyncio.sleep(0)
+            assert source.asked == ["resources"]
+            source.answer.set()
+            assert (await poll).ok
+            assert sorted(source.asked) == ["resources", "status", "tasks"]
+            source.answer.clear()
+            source.fail = SourceUnreachable("connection refused")
+            source.answer.set()
+            assert not (await w.poll()).ok
+            source.answer.clear()
+            source.fail = None
