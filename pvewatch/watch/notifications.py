@@ -55,6 +55,12 @@ BODY_TEMPLATE = (
 MAX_MESSAGE_CHARS = 4000
 MAX_TITLE_CHARS = 500
 PBS_JOBS = frozenset({"gc", "prune", "sync", "verify", "tape-backup", "tape-load"})
+# Every type `notice_event` can give (replication.failed is the replication check's too).
+NOTIFICATION_EVENT_TYPES = frozenset(
+    {"backup.failed", "backup.succeeded", "replication.failed", "node.fenced"}
+    | {"node.updates_available", "node.system_mail", "pbs.job_failed", "pbs.job_succeeded"}
+    | {"pve.notification", "pbs.notification"}
+)
 # PVE's severities (proxmox-notify) → ours, for the types without a row of their own.
 SEVERITIES: Mapping[str, Severity] = {
     "info": Severity.INFO,

@@ -8,6 +8,7 @@ import pytest
 from pvewatch.model import EVENT_TYPES, Change, Snapshot
 from pvewatch.watch.checks.findings import CHECK_EVENT_TYPES
 from pvewatch.watch.diff import diff
+from pvewatch.watch.notifications import NOTIFICATION_EVENT_TYPES
 from pvewatch.watch.rules import RULE_EVENT_TYPES
 
 from .rows import (
@@ -446,10 +447,10 @@ def test_a_default_name_is_not_said_twice(guest: Row, summary: str) -> None:
 def test_every_resource_event_type_is_covered_by_the_tables() -> None:
     tables = GUEST_STATUS + GUEST_FIELDS + EXISTENCE + OTHER_STATUS
     covered = {t for param in tables for t, _, _ in param.values[2]}
-    # source.* from the poll's health, sink.* from delivery, the health checks' own, the
-    # rest from the rules.
+    # source.* from the poll's health, sink.* from delivery, the health checks' and the
+    # notifications' own, the rest from the rules.
     made_elsewhere = {t for t in EVENT_TYPES if t.startswith(("source.", "sink."))}
-    made_elsewhere |= RULE_EVENT_TYPES | CHECK_EVENT_TYPES
+    made_elsewhere |= RULE_EVENT_TYPES | CHECK_EVENT_TYPES | NOTIFICATION_EVENT_TYPES
     assert covered == set(EVENT_TYPES) - made_elsewhere
 
 

@@ -213,3 +213,10 @@ def test_any_body_is_a_notice_or_a_notice_error(doc: dict[str, Any]) -> None:
 def test_any_bytes_are_a_notice_or_a_notice_error(sent: bytes) -> None:
     with contextlib.suppress(NoticeError):
         read_notice(sent)
+
+
+def test_notification_event_types_are_in_the_catalogue() -> None:
+    from pvewatch.model import EVENT_TYPES
+    from pvewatch.watch.notifications import NOTIFICATION_EVENT_TYPES
+
+    assert set(EVENT_TYPES) >= NOTIFICATION_EVENT_TYPES
