@@ -88,6 +88,10 @@ def test_paging_is_stable_while_events_are_committed(sim: SimServer, tmp_path: P
             seen: list[str] = []
             page = api(url, "/api/v1/events", limit="2")
             newest = page["events"][0]["id"]
+            wait_for(  # at least one event is committed between two pages, however slow
+                lambda: api(url, "/api/v1/events", limit="1")["events"][0]["id"] != newest,
+                what="an event committed after the first page",
+            )
             while True:
                 seen += [e["id"] for e in page["events"]]
                 if page["next"] is None:
