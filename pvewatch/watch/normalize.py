@@ -21,6 +21,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple, TypeGuard
 
 from pvewatch.model import JSONValue, Resource, Snapshot
+from pvewatch.watch.rows import Known, StableRows
 
 # Numbers that move on every poll (gauges and counters). They are never changes, and keeping
 # them out of the snapshot is what makes an unchanged cluster compare equal.
@@ -92,8 +93,17 @@ class Normalizer:
 
     def __init__(self) -> None:
         self._seen: dict[str, _Seen] = {}
+        # The same for `StableRows` (rows.py), which compare as tuples; one of the two is
+        # kept, the one of the last poll.
+        self._known: Known = {}
+        self._known_fields: tuple[str, ...] = ()
 
-    def __call__(self, cluster: str, rows: Iterable[object], now: datetime) -> Snapshot:
+    def __call__(
+        self, cluster: str, rows: Iterable[object] | StableRows, now: datetime
+    ) -> Snapshot:
+        if isinstance(rows, StableRows):
+            return self._stable(cluster, rows, now)
+        self._known = {}
         resources: dict[str, Resource] = {}
         seen: dict[str, _Seen] = {}
         last = self._seen
@@ -125,6 +135,13 @@ class Normalizer:
         self._seen = seen
         return Snapshot(cluster=cluster, resources=resources, taken_at=now)
 
+    def _stable(self, cluster: str, rows: StableRows, now: datetime) -> Snapshot:
+        known = self._known if rows.fields == self._known_fields else {}
+        split_cache: dict[str, tuple[str, ...]] = {}
+        resources, self._known = rows.reuse(known, lambda row: _resource(row, split_cache))
+        self._known_fields, self._seen = rows.fields, {}
+        return Snapshot(cluster=cluster, resources=resources, taken_at=now)
+
 
 _PLAIN_TYPES = frozenset({str, int, type(None)})
 
@@ -143,7 +160,7 @@ def _remember(row: dict[Any, Any], resource: Resource) -> _Seen | None:
     return _Seen(reader, len(row), len(stable), values, types, resource)
 
 
-def implausible(old: Snapshot | None, rows: Sequence[object]) -> str | None:
+def implausible(old: Snapshot | None, rows: Sequence[object] | StableRows) -> str | None:
     """Why this /cluster/resources answer cannot be a real one, or None. Diffing it would
     report false changes, so the poll fails instead (a bad response):
 
@@ -156,6 +173,10 @@ def implausible(old: Snapshot | None, rows: Sequence[object]) -> str | None:
       their status (FACTS §2.3); a row without them would read as a migration to nowhere
       or a status change. (A guest row without status is "no information", as `unknown`.)
     """
+    if isinstance(rows, StableRows):
+        if rows.surely_plausible(_REQUIRED):
+            return None
+        rows = rows.dicts()
     if not rows:
         return "the answer is an empty list (PVE always lists its nodes)"
     has_node = False
