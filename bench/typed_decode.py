@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from bench.common import GUESTS_PER_NODE, median
+from pvewatch.pve.stable import decode_stable
 from pvewatch.simulator import SimOptions
 from pvewatch.simulator.cluster import SimCluster
 from pvewatch.watch.normalize import Normalizer, implausible
@@ -104,12 +105,20 @@ def main() -> None:
         implausible(None, rows)
         return normalizer("bench", rows, now)
 
+    typed_normalizer = Normalizer()
+
+    def typed() -> Any:
+        rows = decode_stable(body)
+        implausible(None, rows)
+        return typed_normalizer("bench", rows, now)
+
     figures = {
         "floor: generic decode": cpu_ms(lambda: msgspec.json.decode(body)),
         "Struct of every field": cpu_ms(lambda: every.decode(body)),
         "Struct of the stable fields": cpu_ms(lambda: stable.decode(body)),
         "stable Struct + per-row unchanged compare": cpu_ms(unchanged),
-        "today: generic decode + implausible + Normalizer": cpu_ms(today),
+        "dict path: generic decode + implausible + Normalizer": cpu_ms(today),
+        "typed path: decode_stable + implausible + Normalizer": cpu_ms(typed),
     }
     print(f"{args.guests:,} guests, {len(body) / 1e6:.2f} MB body")
     for what, ms in figures.items():

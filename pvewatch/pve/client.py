@@ -44,7 +44,9 @@ from pvewatch.errors import (
     SourceUnreachable,
 )
 from pvewatch.net.tls import build_transport
+from pvewatch.pve.stable import decode_stable
 from pvewatch.secret import Secret
+from pvewatch.watch.rows import StableRows
 
 RENEW_AFTER_SECS = 3600.0
 # A ticket lives 7200 s; past this age renewing with it is hopeless, log in afresh.
@@ -52,6 +54,10 @@ RELOGIN_AFTER_SECS = 7200.0 - 300.0
 # At most 100 requests a second to one cluster (a burst of task logs, `pvewatch api`).
 # Each poll makes three requests in a row: 50 ms here added ~100 ms to every detection.
 DEFAULT_MIN_INTERVAL_SECS = 0.01
+# After a /cluster/resources answer the typed decode refused (a field it does not know),
+# this many answers are decoded generically before it is tried again: a refusal costs up
+# to a whole typed decode, and the cluster that sent the field will likely send it again.
+STABLE_RETRY_AFTER = 60
 
 _PRIVILEGE = re.compile(r"Permission check failed \((?P<path>[^,()]+), (?P<priv>[^()]+)\)")
 # OpenSSL's words for "the first bytes were not a TLS record", e.g. an HTTP answer.
@@ -113,6 +119,7 @@ class PveClient:
         self._next_slot = -math.inf
         self._ticket: _Ticket | None = None
         self._login_lock = asyncio.Lock()
+        self._stable_pause = 0  # answers to decode generically before trying typed again
         if transport is None:
             transport = build_transport(cluster.name, cluster.tls)
         self._http = httpx.AsyncClient(
@@ -148,6 +155,13 @@ class PveClient:
         params: dict[str, str | int] | None = {"type": type} if type is not None else None
         data, where = await self._request("GET", "/cluster/resources", params=params)
         return self._rows(data, where, ("id", "type"))
+
+    async def stable_resources(self) -> StableRows | list[dict[str, Any]]:
+        """`resources()` of every type, as `StableRows` (pvewatch/watch/rows.py) when the
+        typed decode can give the rows exactly, else the dicts of `resources()`."""
+        data, _ = await self._request("GET", "/cluster/resources", decode=self._decode_stable)
+        result: StableRows | list[dict[str, Any]] = data
+        return result
 
     async def cluster_status(self) -> list[dict[str, Any]]:
         data, where = await self._request("GET", "/cluster/status")
@@ -187,7 +201,9 @@ class PveClient:
         *,
         params: dict[str, str | int] | None = None,
         data: dict[str, str] | None = None,
+        decode: Callable[[_Answer, _Where], Any] | None = None,
     ) -> tuple[Any, _Where]:
+        """The answer's `data` (what `decode` makes of the answer, if given)."""
         ticket = await self._current_ticket()
         headers = self._auth_headers(method, ticket)
         response, where = await self._send(method, path, params, data, headers)
@@ -197,7 +213,7 @@ class PveClient:
             ticket = await self._current_ticket()
             headers = self._auth_headers(method, ticket)
             response, where = await self._send(method, path, params, data, headers)
-        return self._decode(response, where), where
+        return (decode or self._decode)(response, where), where
 
     def _auth_headers(self, method: str, ticket: _Ticket | None) -> dict[str, str]:
         if self._cluster.token is not None:
@@ -370,6 +386,19 @@ class PveClient:
         if not isinstance(body, dict) or "data" not in body:
             raise self._fail(SourceBadResponse, where, "answer has no `data`")
         return body["data"]
+
+    def _decode_stable(self, response: _Answer, where: _Where) -> Any:
+        if response.status_code == 200 and self._stable_pause == 0:
+            try:
+                return decode_stable(response.content)
+            except msgspec.ValidationError as e:
+                self._stable_pause = STABLE_RETRY_AFTER
+                self._log.debug("%s: resources decoded generically: %s", where.endpoint, e)
+            except (ValueError, RecursionError):
+                pass  # not JSON: the generic decode says so
+        elif response.status_code == 200:
+            self._stable_pause -= 1
+        return self._rows(self._decode(response, where), where, ("id", "type"))
 
     def _object(self, data: Any, where: _Where) -> dict[str, Any]:
         if not isinstance(data, dict):
