@@ -1,8 +1,10 @@
 """The typed-Struct alternative of issue 17, measured without changing pvewatch: the
 simulator's /cluster/resources body decoded generically (the floor), into a
 `msgspec.Struct` of every field, into one of the stable (watched) fields only, and that
-plus the per-row "unchanged since last poll" compare; against what pvewatch does today
-(generic decode, `implausible`, `Normalizer` with every row unchanged). CPU medians.
+plus the per-row "unchanged since last poll" compare; and pvewatch's two paths, with every
+row unchanged: generic decode, `implausible`, `Normalizer` on dicts (sources other than the
+PVE client, or thresholds on), and `decode_stable` then the same on `StableRows` (the PVE
+client's quiet poll). CPU medians.
 
     python -m bench.typed_decode [--guests 10000]
 """

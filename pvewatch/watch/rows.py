@@ -11,7 +11,8 @@ The contract a producer keeps, which makes comparing tuples exact:
 - `fields` names every field a row may have other than counters, `id` first, spelled as
   sent; a row with any other field is not given as `StableRows` (it is decoded generically);
 - a value is a `str`, an `int` (never a `bool`), `None` or `absent` (the row did not have
-  the field): `1 == 1.0 == True` cannot make two different rows compare equal;
+  the field): `1 == 1.0 == True` cannot make two different rows compare equal; `id` is a
+  `str`;
 - `row(i)` is the row as a generic decode gives it, without its counters.
 """
 
@@ -34,10 +35,11 @@ class StableRows:
     absent: object
 
     def row(self, index: int) -> dict[Any, Any]:
+        return self._dict(self.values[index])
+
+    def _dict(self, values: tuple[object, ...]) -> dict[Any, Any]:
         absent = self.absent
-        return {
-            k: v for k, v in zip(self.fields, self.values[index], strict=True) if v is not absent
-        }
+        return {k: v for k, v in zip(self.fields, values, strict=True) if v is not absent}
 
     def dicts(self) -> list[dict[Any, Any]]:
         return [self.row(index) for index in range(len(self.values))]
@@ -68,16 +70,15 @@ class StableRows:
         next time."""
         resources: dict[str, Resource] = {}
         seen: Known = {}
-        for index, values in enumerate(self.values):
-            rid = values[0]
-            if not isinstance(rid, str):
-                continue
-            memo = known.get(rid)
+        last = known.get
+        for values in self.values:
+            rid: Any = values[0]  # a str: the contract
+            memo = last(rid)
             if memo is not None and memo[0] == values:
                 resources[rid] = memo[1]
                 seen[rid] = memo
                 continue
-            resource = make(self.row(index))
+            resource = make(self._dict(values))
             if resource is not None:
                 resources[resource.id] = resource
                 seen[rid] = (values, resource)
