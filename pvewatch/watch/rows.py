@@ -69,17 +69,18 @@ class StableRows:
         time for a row whose values are all the same, else `make(row)`; and what to know
         next time."""
         resources: dict[str, Resource] = {}
-        seen: Known = {}
+        made: Known = {}
         last = known.get
         for values in self.values:
             rid: Any = values[0]  # a str: the contract
             memo = last(rid)
             if memo is not None and memo[0] == values:
                 resources[rid] = memo[1]
-                seen[rid] = memo
                 continue
             resource = make(self._dict(values))
             if resource is not None:
                 resources[resource.id] = resource
-                seen[rid] = (values, resource)
-        return resources, seen
+                made[rid] = (values, resource)
+        if not made and len(resources) == len(known):
+            return resources, known  # a quiet poll: every row was known, as it was
+        return resources, {rid: made.get(rid) or known[rid] for rid in resources}

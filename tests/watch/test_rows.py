@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pvewatch.model import Snapshot
+from pvewatch.model import Resource, Snapshot
 from pvewatch.watch.normalize import COUNTER_FIELDS, Normalizer, implausible, normalize
 from pvewatch.watch.rows import StableRows
 
@@ -32,7 +32,7 @@ def stable(rows: list[dict[str, Any]], fields: tuple[str, ...] = FIELDS) -> Stab
     return StableRows(fields, [tuple(r.get(f, ABSENT) for f in fields) for r in rows], ABSENT)
 
 
-def exact(snapshot: Snapshot) -> str:
+def exact(snapshot: Snapshot | Resource) -> str:
     return repr(snapshot)
 
 
@@ -135,3 +135,25 @@ def test_other_fields_than_last_poll_forget_what_was_known() -> None:
     again = normalizer("c", stable([vm(100)], (*FIELDS, "sdn")), NOW)
     assert again.resources["qemu/100"] is not first.resources["qemu/100"]
     assert exact(again) == exact(first)
+
+
+def made(row: dict[str, Any]) -> Any:
+    return normalize("c", [row], NOW).resources.get(row["id"])
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        [vm(100)],  # unchanged
+        [vm(101)],  # one went away (and nothing changed)
+        [vm(100, status="stopped")],
+        [vm(100), vm(100, status="stopped"), vm(100)],  # the last row of an id wins
+    ],
+)
+def test_reuse_knows_next_time_the_rows_of_this_poll_only(after: list[dict[str, Any]]) -> None:
+    _, known = stable([vm(100), vm(101)]).reuse({}, made)
+    resources, known = stable(after).reuse(known, made)
+    assert known.keys() == resources.keys()
+    for values, resource in known.values():  # each pair holds: values → resource
+        row = {k: v for k, v in zip(FIELDS, values, strict=True) if v is not ABSENT}
+        assert exact(made(row)) == exact(resource)
