@@ -3,12 +3,13 @@ one `WebhookSink` (native format, Standard Webhooks signed) over a `SqliteStore`
 sending a burst to a `bench.receiver` process; rate and CPU per delivery.
 
     python -m bench.delivery_loop [--events 2000] [--profile] [--client httpx]
-    python -m bench.delivery_loop --client aiohttp  # or raw, or none
+    python -m bench.delivery_loop --client aiohttp  # or httpx-aiohttp, raw, none
 
 `--client` swaps only the HTTP exchange of the sink (`WebhookSink._request`): the same
 body and headers (signature included), the status read and the body read up to 64 KiB
 either way. `httpx`: the sink as it ships. `aiohttp`: an `aiohttp.ClientSession`
-keeping its connections alive. `raw`: a minimal HTTP/1.1 keep-alive client over asyncio
+keeping its connections alive. `httpx-aiohttp`: the sink unchanged, its httpx client
+given httpx-aiohttp's transport (aiohttp underneath httpx's models). `raw`: a minimal HTTP/1.1 keep-alive client over asyncio
 streams, the lower bound of HTTP in Python. `none`: no request at all (200 at once),
 what the store, formatting and signing cost alone; the receiver then sits idle. The
 receiver's own CPU per delivery is shown too, and how many arrivals it verified.
@@ -130,6 +131,15 @@ class RawSink(WebhookSink):
         await super().aclose()
 
 
+class HttpxAiohttpSink(WebhookSink):
+    """The sink as it is (httpx), its transport httpx-aiohttp's (aiohttp underneath)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from httpx_aiohttp import AiohttpTransport
+
+        super().__init__(*args, transport=AiohttpTransport(), **kwargs)
+
+
 class NoHttpSink(WebhookSink):
     """The sink without HTTP: every message is answered 200 at once."""
 
@@ -141,6 +151,7 @@ SINKS: dict[str, type[WebhookSink]] = {
     "httpx": WebhookSink,
     "aiohttp": AiohttpSink,
     "raw": RawSink,
+    "httpx-aiohttp": HttpxAiohttpSink,
     "none": NoHttpSink,
 }
 
