@@ -9,10 +9,11 @@ sending a burst to a `bench.receiver` process; rate and CPU per delivery.
 body and headers (signature included), the status read and the body read up to 64 KiB
 either way. `httpx`: the sink as it ships. `aiohttp`: an `aiohttp.ClientSession`
 keeping its connections alive. `httpx-aiohttp`: the sink unchanged, its httpx client
-given httpx-aiohttp's transport (aiohttp underneath httpx's models). `raw`: a minimal HTTP/1.1 keep-alive client over asyncio
-streams, the lower bound of HTTP in Python. `none`: no request at all (200 at once),
-what the store, formatting and signing cost alone; the receiver then sits idle. The
-receiver's own CPU per delivery is shown too, and how many arrivals it verified.
+given httpx-aiohttp's transport (aiohttp underneath httpx's models). `raw`: a minimal
+HTTP/1.1 keep-alive client over asyncio streams, the lower bound of HTTP in Python.
+`none`: no request at all (200 at once), what the store, formatting and signing cost
+alone; the receiver then sits idle. The receiver's own CPU per delivery is shown too,
+and how many arrivals it verified.
 
 Run it from another checkout's root with this file's path (`cd /tmp/main && python
 /path/to/bench/delivery_loop.py`) to measure that checkout's pvewatch: the current
