@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import is_
 from typing import Any, NamedTuple
 
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
@@ -96,6 +97,14 @@ class Snapshot:
     taken_at: datetime
     # From /cluster/status: None when unknown (no Sys.Audit on /, or pvedaemon down).
     quorate: bool | None = None
+
+
+def same_resources(a: Mapping[str, Resource], b: Mapping[str, Resource]) -> bool:
+    """Whether `b` holds the very objects `a` holds, under the same ids (in any order):
+    so after a quiet poll, since `Normalizer` reuses the resource of an unchanged row. A
+    loop in C, three or four times cheaper than one in Python over 10,000 resources; False
+    says nothing (equal resources need not be the same objects)."""
+    return a is b or (len(a) == len(b) and all(map(is_, map(a.get, b), b.values())))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from pvewatch.model import (
     Severity,
     Snapshot,
     event_id,
+    same_resources,
 )
 from pvewatch.watch.normalize import GUEST_TYPES
 
@@ -71,8 +72,8 @@ class _Emit:
 
 
 def diff(old: Snapshot | None, new: Snapshot, now: datetime, *, late: bool = False) -> list[Event]:
-    if old is None:
-        return []
+    if old is None or same_resources(old.resources, new.resources):
+        return []  # nothing, or nothing but the same objects: no change
     emit = _Emit(new.cluster, now, late)
     before, after = old.resources, new.resources
     found: list[tuple[str, list[Event]]] = []

@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from operator import itemgetter
+from operator import is_, itemgetter
 from typing import Any, NamedTuple, TypeGuard
 
-from pvewatch.model import JSONValue, Resource, Snapshot
+from pvewatch.model import JSONValue, Resource, Snapshot, same_resources
 from pvewatch.watch.rows import Known, StableRows
 
 # Numbers that move on every poll (gauges and counters). They are never changes, and keeping
@@ -97,13 +97,15 @@ class Normalizer:
         # kept, the one of the last poll.
         self._known: Known = {}
         self._known_fields: tuple[str, ...] = ()
+        # The resources the last `StableRows` gave (empty after dict rows).
+        self._last: dict[str, Resource] = {}
 
     def __call__(
         self, cluster: str, rows: Iterable[object] | StableRows, now: datetime
     ) -> Snapshot:
         if isinstance(rows, StableRows):
             return self._stable(cluster, rows, now)
-        self._known = {}
+        self._known, self._last = {}, {}
         resources: dict[str, Resource] = {}
         seen: dict[str, _Seen] = {}
         last = self._seen
@@ -139,8 +141,18 @@ class Normalizer:
         known = self._known if rows.fields == self._known_fields else {}
         split_cache: dict[str, tuple[str, ...]] = {}
         resources, self._known = rows.reuse(known, lambda row: _resource(row, split_cache))
-        self._known_fields, self._seen = rows.fields, {}
+        if self._known is known and _same_order(resources, self._last):
+            # Every row as known, in the order of last time: the mapping of last time, so
+            # that carry_forward, diff and the store see it unchanged in one `is`.
+            resources = self._last
+        self._known_fields, self._seen, self._last = rows.fields, {}, resources
         return Snapshot(cluster=cluster, resources=resources, taken_at=now)
+
+
+def _same_order(a: dict[str, Resource], b: dict[str, Resource]) -> bool:
+    """The same objects in the same order. A resource's key is its id (`reuse`), so the
+    keys are the same too; compared by address only, in C: 0.1 ms at 10,000."""
+    return len(a) == len(b) and all(map(is_, a.values(), b.values()))
 
 
 _PLAIN_TYPES = frozenset({str, int, type(None)})
@@ -198,8 +210,8 @@ def carry_forward(old: Snapshot | None, new: Snapshot) -> Snapshot:
     `unknown`: that status means "no metrics" (node silent for > 5 min, or a guest created
     before its first pvestatd cycle), not a state of the guest. Nodes and storages are not
     carried: their `unknown` is a real status."""
-    if old is None:
-        return new
+    if old is None or same_resources(old.resources, new.resources):
+        return new  # a guest unknown now was unknown before: the same object, its status
     carried: dict[str, Resource] | None = None
     for rid, resource in new.resources.items():
         # A guest row without status says no more than `unknown` does.

@@ -157,3 +157,33 @@ def test_reuse_knows_next_time_the_rows_of_this_poll_only(after: list[dict[str, 
     for values, resource in known.values():  # each pair holds: values → resource
         row = {k: v for k, v in zip(FIELDS, values, strict=True) if v is not ABSENT}
         assert exact(made(row)) == exact(resource)
+
+
+def test_a_quiet_poll_in_the_same_order_gives_the_mapping_of_last_time() -> None:
+    normalizer = Normalizer()
+    first = normalizer("c", stable([vm(100, cpu=0.1), node("pve1")]), NOW)
+    second = normalizer("c", stable([vm(100, cpu=0.7), node("pve1")]), NOW)
+    assert second.resources is first.resources
+    rows = [node("pve1"), vm(100)]  # another order: the same objects, in this order
+    third = normalizer("c", stable(rows), NOW)
+    assert third.resources is not first.resources
+    assert exact(third) == exact(normalize("c", rows, NOW))
+
+
+@pytest.mark.parametrize(
+    "polls",
+    [
+        # The last row of an id wins: what reuse knows of it is not what it gave.
+        [[vm(100)], [vm(100, status="stopped"), vm(100)], [vm(100, status="stopped")]],
+        [[vm(100)], [vm(100, status="stopped"), vm(100)], [vm(100), vm(100)]],
+        [[vm(100), vm(101)], [vm(101), vm(100)], [vm(100), vm(101)]],
+        [[vm(100), vm(101)], [vm(100), vm(100)], [vm(100), vm(101)]],
+        [[vm(100)], [vm(100)], [vm(100), vm(101)], [vm(100)]],
+    ],
+)
+def test_the_mapping_of_last_time_only_when_it_is_this_polls(
+    polls: list[list[dict[str, Any]]],
+) -> None:
+    normalizer = Normalizer()
+    for rows in polls:
+        assert exact(normalizer("c", stable(rows), NOW)) == exact(normalize("c", rows, NOW))
