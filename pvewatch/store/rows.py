@@ -6,13 +6,13 @@ SQLite, datetime for PostgreSQL) through the converters it passes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pvewatch import duplicates
 from pvewatch.errors import StoreError
-from pvewatch.model import Event, Resource
+from pvewatch.model import Event, Resource, same_resources
 from pvewatch.silence import Silence, parse_match
 from pvewatch.store.base import OutboxItem, Queue, Routing
 
@@ -29,10 +29,12 @@ def to_json(obj: object, what: str) -> str:
 
 
 def changed_resources(
-    cluster: str, new: dict[str, Resource], old: dict[str, Resource]
+    cluster: str, new: Mapping[str, Resource], old: Mapping[str, Resource]
 ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
     """The (cluster, id, data) rows to upsert and the (cluster, id) rows to delete to go
     from `old` to `new`; resources equal to the stored ones are not written again."""
+    if same_resources(old, new):
+        return [], []  # a quiet poll: one check in C instead of two loops
     changed = [
         (cluster, rid, to_json(r.to_dict(), f"resource {cluster}/{rid}"))
         for rid, r in new.items()

@@ -1,6 +1,6 @@
-"""A quiet poll's resources are last poll's objects (Normalizer reuses them): diff and
-carry_forward then short-cut by identity. Whatever the objects, they give what equal
-copies of them give, which take the long way."""
+"""A quiet poll's resources are last poll's objects (Normalizer reuses them): diff,
+carry_forward and the store's changed rows then short-cut by identity. Whatever the
+objects, they give what equal copies of them give, which take the long way."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pvewatch.model import Resource, Snapshot, same_resources
+from pvewatch.store.rows import changed_resources
 from pvewatch.watch.diff import diff
 from pvewatch.watch.normalize import carry_forward
 
@@ -52,6 +53,9 @@ def test_the_same_objects_give_what_equal_copies_give(
     assert repr(carry_forward(old, new)) == repr(carry_forward(old, slow))
     carried = carry_forward(old, new)
     assert diff(old, carried, NOW) == diff(old, carry_forward(old, slow), NOW)
+    assert changed_resources("c", new.resources, old.resources) == changed_resources(
+        "c", slow.resources, old.resources
+    )
 
 
 def test_a_quiet_poll_with_an_unknown_guest_carries_what_was_known() -> None:
