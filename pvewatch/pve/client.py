@@ -6,6 +6,7 @@ the one place that calls httpx. Errors name the endpoint and the path, never a s
 
 Auth is an API token (stateless) or a ticket from username/password: the ticket is
 renewed after an hour (it lives two), and a 401 leads to one fresh login and one retry.
+Requests in flight when a login is refused fail with that refusal: one per poll.
 A request tries each endpoint once, starting from the one that worked last.
 
 An answer is bounded: `timeout_secs` is the whole request to one endpoint (connect, send,
@@ -119,6 +120,8 @@ class PveClient:
         self._next_slot = -math.inf
         self._ticket: _Ticket | None = None
         self._login_lock = asyncio.Lock()
+        self._logins = 0  # login attempts ended
+        self._login_failure: SourceError | None = None  # of the last one, if it failed
         self._stable_pause = 0  # answers to decode generically before trying typed again
         if transport is None:
             transport = build_transport(cluster.name, cluster.tls)
@@ -204,13 +207,14 @@ class PveClient:
         decode: Callable[[_Answer, _Where], Any] | None = None,
     ) -> tuple[Any, _Where]:
         """The answer's `data` (what `decode` makes of the answer, if given)."""
-        ticket = await self._current_ticket()
+        logins_before = self._logins
+        ticket = await self._current_ticket(logins_before)
         headers = self._auth_headers(method, ticket)
         response, where = await self._send(method, path, params, data, headers)
         if response.status_code == 401 and ticket is not None:
             self._log.info("%s: ticket refused (401), logging in again", where.endpoint)
             await self._drop_ticket(ticket)
-            ticket = await self._current_ticket()
+            ticket = await self._current_ticket(logins_before)
             headers = self._auth_headers(method, ticket)
             response, where = await self._send(method, path, params, data, headers)
         return (decode or self._decode)(response, where), where
@@ -224,18 +228,33 @@ class PveClient:
             headers["CSRFPreventionToken"] = ticket.csrf.reveal()
         return headers
 
-    async def _current_ticket(self) -> _Ticket | None:
+    async def _current_ticket(self, logins_before: int) -> _Ticket | None:
+        """The ticket to send, logging in or renewing first when it is missing or old. A
+        login that failed after the request began (`logins_before` logins had ended then)
+        fails it too: the requests of one poll cost one refused login, not one each (an
+        auth log, or fail2ban, counts them)."""
         if self._cluster.token is not None:
             return None
         async with self._login_lock:
+            if self._logins != logins_before and self._login_failure is not None:
+                raise self._login_failure
             ticket = self._ticket
             age = math.inf if ticket is None else self._clock() - ticket.obtained_at
-            if ticket is None or age >= RELOGIN_AFTER_SECS:
-                self._ticket = await self._login(self._password())
-            elif age >= RENEW_AFTER_SECS:
-                self._ticket = await self._renew(ticket)
-            assert self._ticket is not None
-            return self._ticket
+            if ticket is not None and age < RENEW_AFTER_SECS:
+                return ticket
+            try:
+                if ticket is None or age >= RELOGIN_AFTER_SECS:
+                    self._ticket = await self._login(self._password())
+                else:
+                    self._ticket = await self._renew(ticket)
+            except SourceError as exc:
+                self._login_failure = exc
+                raise
+            else:
+                self._login_failure = None
+                return self._ticket
+            finally:
+                self._logins += 1
 
     async def _drop_ticket(self, refused: _Ticket) -> None:
         async with self._login_lock:

@@ -3,6 +3,7 @@ timing on an injected clock, one re-login after a 401."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs
 
 import httpx
@@ -174,6 +175,74 @@ async def test_401_after_new_login_is_an_auth_error(
             await pve.version()
     assert login.call_count == 2
     assert get.call_count == 2
+
+
+REFUSED = httpx.Response(
+    401,
+    json={"data": None, "message": "authentication failure\n"},
+    extensions={"reason_phrase": b"authentication failure"},
+)
+
+
+async def test_requests_in_flight_share_one_refused_login(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    """The ticket is refused (expired on the server) while the password is refused too:
+    the three requests of a poll cost one refused login, not three."""
+    login = router.post(f"{BASE}/access/ticket")
+    login.side_effect = [ticket_answer(0), REFUSED, ticket_answer(1)]
+    router.get(f"{BASE}/nodes").respond(json={"data": []})
+    all_sent = asyncio.Barrier(3)
+
+    async def denied(request: httpx.Request) -> httpx.Response:
+        await all_sent.wait()  # the three are in flight together
+        return httpx.Response(401, extensions={"reason_phrase": b"Authentication failed!"})
+
+    for path in ("/version", "/cluster/tasks", "/cluster/status"):
+        router.get(f"{BASE}{path}").mock(side_effect=denied)
+    async with client(router, password_cluster(), clock) as pve:
+        await pve.call("GET", "/nodes")  # logged in before the poll
+        answers = await asyncio.gather(
+            pve.version(), pve.tasks(), pve.cluster_status(), return_exceptions=True
+        )
+        assert all(isinstance(a, SourceAuthError) for a in answers), answers
+        assert login.call_count == 2
+        # The next poll tries the password again.
+        router.get(f"{BASE}/version").respond(json=VERSION)
+        assert await pve.version() == VERSION["data"]
+    assert login.call_count == 3
+
+
+async def test_a_401_answered_after_the_refused_login_shares_it(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    """/cluster/tasks answers 401 only once the other request's login was refused: it was
+    sent before that login, so that refusal is its answer too."""
+    tasks_sent = asyncio.Event()
+    first: asyncio.Future[dict[str, object]] | None = None
+
+    async def early_401(request: httpx.Request) -> httpx.Response:
+        await tasks_sent.wait()
+        return httpx.Response(401, extensions={"reason_phrase": b"Authentication failed!"})
+
+    async def late_401(request: httpx.Request) -> httpx.Response:
+        tasks_sent.set()
+        assert first is not None
+        await asyncio.wait([first])  # that request's login has been refused
+        return httpx.Response(401, extensions={"reason_phrase": b"Authentication failed!"})
+
+    login = router.post(f"{BASE}/access/ticket")
+    login.side_effect = [ticket_answer(0), REFUSED, ticket_answer(1)]
+    router.get(f"{BASE}/nodes").respond(json={"data": []})
+    router.get(f"{BASE}/version").mock(side_effect=early_401)
+    router.get(f"{BASE}/cluster/tasks").mock(side_effect=late_401)
+    async with client(router, password_cluster(), clock) as pve:
+        await pve.call("GET", "/nodes")
+        first = asyncio.ensure_future(pve.version())
+        answers = await asyncio.gather(first, pve.tasks(), return_exceptions=True)
+    assert [type(a) for a in answers] == [SourceAuthError, SourceAuthError]
+    assert "authentication failure" in str(answers[1])
+    assert login.call_count == 2
 
 
 async def test_token_401_is_not_retried(router: respx.MockRouter, clock: FakeClock) -> None:
