@@ -56,7 +56,7 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     verified: bool
-    answered: int | None  # the status answered; None: no complete answer (hung, endless)
+    answered: int | None  # the status answered; None: none (hung, endless, body cut short)
 
     @property
     def id(self) -> str:
@@ -141,10 +141,13 @@ class Receiver:
             headers,
             body,
             verify_standard_webhook(self.secret, headers, body, time.time()),
-            None if mode.hang or mode.endless else mode.status,
+            None if mode.hang or mode.endless or len(body) < length else mode.status,
         )
         with self._lock:
             self.requests.append(delivery)
+        if len(body) < length:  # the sender died mid-request (kill -9): nothing came
+            h.close_connection = True
+            return
         if mode.hang:
             self._closing.wait(60)
             return

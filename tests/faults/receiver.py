@@ -22,7 +22,7 @@ class Request:
     path: str  # without the query
     headers: dict[str, str]
     body: bytes
-    status: int  # what it was answered; 0 when the answer never ended
+    status: int  # what it was answered; 0 when the answer or the body never ended
 
 
 @dataclass
@@ -72,8 +72,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
+            if len(body) < length:  # the sender died mid-request (kill -9): nothing came
+                receiver.record(Request(self.path.split("?", 1)[0], headers, body, 0))
+                self.close_connection = True
+                return
             mode = receiver.mode
             status = self._answer(mode)
             receiver.record(Request(self.path.split("?", 1)[0], headers, body, status))
