@@ -383,8 +383,8 @@ EVENT_TYPES: Mapping[str, EventType] = {
             "replication.failed",
             _W,
             "A replication job fails (`fail_count` > 0 or `error`); critical from "
-            "`fail_count` 3. resource.id `replication/<job id>`; the check and PVE's notification "
-            "are one condition.",
+            "`fail_count` 3. resource.id `replication/<job id>`; `cause` is the failed replication "
+            "task, when listed; the check and PVE's notification are one condition.",
         ),
         EventType("replication.recovered", _I, "A failing replication job synced again."),
         EventType("qdevice.disconnected", _C, "The QDevice is no longer connected."),
@@ -405,7 +405,12 @@ EVENT_TYPES: Mapping[str, EventType] = {
         EventType("zfs.online", _I, "A ZFS pool is ONLINE again."),
         EventType("backup.not_covered", _W, "A guest is in no backup job."),
         EventType("backup.covered", _I, "A guest is in a backup job again."),
-        EventType("backup.stale", _W, "A guest's newest backup is older than `max_age_hours`."),
+        EventType(
+            "backup.stale",
+            _W,
+            "A guest's newest backup is older than `max_age_hours`; `cause` is the failed vzdump "
+            "task since then, when listed.",
+        ),
         EventType("backup.fresh", _I, "A guest has a backup within `max_age_hours` again."),
         EventType(
             "storage.flapping_ended",

@@ -102,6 +102,7 @@ class ClusterWatcher:
         self._closed = False
         self._first_poll = not resumed
         self._snapshot: Snapshot | None = None
+        self._task_rows: list[dict[str, Any]] | None = None
         self._normalize = Normalizer()
         self._health = SourceHealth()
         self._stale = False
@@ -114,6 +115,12 @@ class ClusterWatcher:
         """The last committed snapshot (None before the first poll): the health checks
         read the online nodes and the guests from it."""
         return self._snapshot
+
+    @property
+    def task_rows(self) -> list[dict[str, Any]] | None:
+        """The last /cluster/tasks answer read (None before): the health checks name the
+        task behind a failed replication or a stale backup from it."""
+        return self._task_rows
 
     def forget(self) -> None:
         """From the next poll on, start again from the stored state: another replica may
@@ -269,6 +276,8 @@ class ClusterWatcher:
         if not await self._commit(new, events, new_health, rule_state):
             return PollResult(ok=False, error="store: commit failed", error_kind="store")
         self._snapshot = new
+        if task_rows is not None:
+            self._task_rows = task_rows
         self._first_poll = False
         if old is None:
             self._log.info(

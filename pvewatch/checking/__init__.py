@@ -1,6 +1,7 @@
 """One health check of one cluster, run on its own schedule beside the poll: read its
-answers → `watch.checks.findings` → `watch.checks.evaluate` → silences and maintenance →
-commit (memory, status and events in one transaction) → the outbox.
+answers → `watch.checks.findings` → `watch.checks.evaluate` → the task behind a failed
+replication or a stale backup (`watch.checks.cause`, from the last poll's task list) →
+silences and maintenance → commit (memory, status and events in one transaction) → the outbox.
 
 The poll's cost does not change: a check has its own interval and requests. Per-node
 checks read only the nodes the last poll saw online: an offline node explains its disks,
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,8 +28,10 @@ from pvewatch.errors import SourceError, StoreError
 from pvewatch.model import Event, Snapshot, parse_time
 from pvewatch.store.base import CheckState, Routing, Store
 from pvewatch.watch import suppress
+from pvewatch.watch.checks.cause import explain
 from pvewatch.watch.checks.evaluate import Context, evaluate
 from pvewatch.watch.checks.findings import BadAnswer, Reading
+from pvewatch.watch.tasks import parse_tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class CheckRunner:
         sinks: Routing,
         clock: Callable[[], datetime],
         snapshot: Callable[[], Snapshot | None],
+        task_rows: Callable[[], Sequence[object] | None] = lambda: None,
         rules: RulesConfig | None = None,
         leading: Callable[[], bool] = lambda: True,
         on_commit: Callable[[list[Event]], None] = lambda events: None,
@@ -70,6 +74,7 @@ class CheckRunner:
         self._sinks = sinks
         self._clock = clock
         self._snapshot = snapshot
+        self._task_rows = task_rows
         self._rules = rules or RulesConfig()
         self._leading = leading
         self._on_commit = on_commit
@@ -128,6 +133,9 @@ class CheckRunner:
         hold = self._rules.shape.hold_secs
         ctx = Context(now, late=late, hold_secs=lambda t: hold.get(t, 0.0))
         events, new_state = evaluate(self.cluster, reading, state, ctx)
+        if events:
+            rows = self._task_rows()
+            events = explain(events, parse_tasks(rows) if rows is not None else None)
         events = await self._suppressed(events, snapshot, now)
         new_state["last_run"] = now.isoformat()
         status = "idle" if reading.idle else "up"

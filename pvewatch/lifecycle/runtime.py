@@ -227,6 +227,7 @@ async def open_runtime(
                 sinks=functools.partial(route, delivered),
                 clock=utcnow,
                 snapshot=lambda w=watcher: w.snapshot,  # type: ignore[misc]
+                task_rows=lambda w=watcher: w.task_rows,  # type: ignore[misc]
                 rules=config.rules,
                 leading=functools.partial(leadership.leads, cluster.name),
                 on_commit=runtime.wake_deliverers,

@@ -371,3 +371,20 @@ def test_any_other_ha_state_change_is_one_info_event(tmp_path: Path) -> None:
         assert (event["severity"], event["resource"]["id"]) == ("info", "ha/vm:100")
         assert event["change"] == {"field": "state", "old": "started", "new": "migrate"}
         assert of_type(tmp_path, "ha.resource_error") == []
+
+
+def test_a_stale_backup_names_the_backup_task_that_failed(tmp_path: Path) -> None:
+    with simulator() as sim, control(sim) as c:
+        config = checks_config(sim, tmp_path, ("backups",), "backup.stale")
+        with running_watcher(config):
+            runs_after(config, "backups")
+            ran = c.post("/vzdump", json={"vmids": [103], "fail": {"103": "no space left"}})
+            assert ran.status_code < 300, ran.text
+            [upid] = ran.json()["tasks"]
+            # The poll has read the failed task (and reported it) before the backup ages.
+            wait_for(lambda: of_type(tmp_path, "task.failed"), what="the failed backup task")
+            _put("/backups/103", lambda: {"last_backup": int(time.time()) - 3 * DAY})(c)
+            found = wait_for(lambda: of_type(tmp_path, "backup.stale"), what="backup.stale")
+    [event] = [e for e in found if e["resource"]["id"] == "backup/qemu/103"]
+    assert event["cause"] == {"kind": "backup", "task": upid, "user": "root@pam"}
+    assert "(last backup task: " in event["summary"]

@@ -6,6 +6,7 @@
               `backups` backup coverage and age
 - `evaluate`  a reading and what the check remembers → the events (problems after their
               hold, escalations, resolutions, HA state changes) and the new state
+- `cause`     the task behind a failed replication or a stale backup, from /cluster/tasks
 
 The runner that reads the answers and commits is `pvewatch.checking`.
 """
