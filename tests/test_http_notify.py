@@ -4,8 +4,10 @@ before the 202 (pvewatch.http.notify)."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ from pvewatch.model import Event
 from pvewatch.observability.metrics import Metrics
 from pvewatch.observability.probes import Heartbeat, Readiness
 from pvewatch.secret import Secret
+from pvewatch.store.base import Routing
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.test_notify import NOTICE
 from tests.test_http import HASH
@@ -135,6 +138,44 @@ def test_during_a_reload_a_notification_waits_for_the_next_runtime(rig: Rig) -> 
     started = time.monotonic()
     assert rig.post("lab", authorization=f"Bearer {TOKEN}").status_code == 503
     assert 0.9 <= time.monotonic() - started < 5
+
+
+class HeldStore(SqliteStore):
+    """A store whose commit of a notification waits until the test lets it go."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def record_events(self, events: Sequence[Event], sinks: Routing) -> list[Event]:
+        self.entered.set()
+        assert self.release.wait(10)
+        return super().record_events(events, sinks)
+
+
+def test_a_runtime_that_stops_lets_the_notification_it_records_commit(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """A reload closes the old runtime's store: a notification it is committing finishes
+    first (before: "the store is closed", a 503 PVE never retries)."""
+    store = HeldStore(tmp_path / "held.db")
+    try:
+        target = dataclasses.replace(rig.target, store=store)
+        rig.inbox.attach(target)
+        with ThreadPoolExecutor(2) as pool:
+            posted = pool.submit(rig.post, "lab", f"Bearer {TOKEN}")
+            assert store.entered.wait(10)
+            stopping = pool.submit(rig.inbox.detach, target)  # then the store closes
+            # detach waits for the commit in flight (a deadline, not a sleep: a detach that
+            # did not wait would be done well within it).
+            with pytest.raises(TimeoutError):
+                stopping.result(timeout=0.5)
+            store.release.set()
+            assert posted.result(timeout=10).status_code == 202
+            stopping.result(timeout=10)
+        assert len(store.events()) == 1
+    finally:
+        store.close()
 
 
 def test_a_store_that_cannot_commit_answers_503(rig: Rig) -> None:

@@ -12,7 +12,8 @@ apply here: PVE cannot send it). The answers:
 - 413 above `MAX_BODY_BYTES` (the listener), 415 for a content type other than JSON,
   400 with a one-line reason for a body that is not a notification;
 - 503 when the store cannot commit, or no runtime came within `RUNTIME_WAIT_SECS` (a
-  reload in progress waits for the next one; the tokens of the last one stay valid).
+  reload in progress waits for the next one; the tokens of the last one stay valid). A
+  runtime that stops first lets the notifications it is recording commit (`detach`).
 
 The body is never logged, nor quoted in an answer: it may carry anything, a secret too.
 
@@ -44,6 +45,9 @@ MAX_BODY_BYTES = 1024 * 1024
 # How long a notification that arrives during a reload waits for the next runtime (PVE
 # does not retry: a short wait beats a 503).
 RUNTIME_WAIT_SECS = 5.0
+# How long a runtime that stops waits for the notifications it is recording (their commit
+# is a few milliseconds; the bound keeps a hung store from holding a stop).
+DRAIN_SECS = 10.0
 # The types a metric label takes as they are; others count as "other".
 KNOWN_TYPES = frozenset(
     {"vzdump", "replication", "fencing", "package-updates", "system-mail", "acme"}
@@ -85,6 +89,7 @@ class Inbox:
         # The names and tokens of the last runtime: kept while a reload builds the next.
         self._sources: dict[str, tuple[Source, Secret]] = {}
         self._wait_secs = wait_secs
+        self._busy: dict[int, int] = {}  # per target (its id): the requests recording now
         self._log = logger or logging.getLogger("pvewatch.notify")
 
     def attach(self, target: Target) -> None:
@@ -93,9 +98,12 @@ class Inbox:
             self._lock.notify_all()
 
     def detach(self, target: Target) -> None:
+        """No new notification goes to `target`; the ones it is recording end before this
+        returns (its runtime closes the store next)."""
         with self._lock:
             if self._target is target:
                 self._target = None
+            self._lock.wait_for(lambda: id(target) not in self._busy, timeout=DRAIN_SECS)
 
     def route(self) -> Route:
         return Route(
@@ -123,10 +131,20 @@ class Inbox:
         with self._lock:  # a reload in progress: its next runtime, in a moment
             self._lock.wait_for(lambda: self._target is not None, timeout=self._wait_secs)
             target, found = self._target, self._sources.get(name)
+            if target is not None and found is not None:
+                self._busy[id(target)] = self._busy.get(id(target), 0) + 1
         if target is None or found is None:  # stopping, or a reload took the name away
             return _text(503, "not receiving notifications right now; try again")
-        source = found[0]
+        try:
+            return self._record(target, found[0], name, asked)
+        finally:
+            with self._lock:
+                left = self._busy.pop(id(target)) - 1
+                if left:
+                    self._busy[id(target)] = left
+                self._lock.notify_all()
 
+    def _record(self, target: Target, source: Source, name: str, asked: Asked) -> Answer:
         def count(type_: str, result: str) -> None:
             label = type_ if type_ in KNOWN_TYPES else ("none" if not type_ else "other")
             target.metrics.notification_received(source, label, result)
