@@ -4,6 +4,7 @@ began before the last good run, or ran elsewhere does not."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -88,9 +89,8 @@ CASES = [
 
 @pytest.mark.parametrize(("what", "make", "rows", "cause"), CASES, ids=[c[0] for c in CASES])
 def test_the_task_that_explains_a_check_problem(
-    what: str, make: object, rows: list[dict[str, object]], cause: int | None
+    what: str, make: Callable[[], Event], rows: list[dict[str, object]], cause: int | None
 ) -> None:
-    assert callable(make)
     event = make()
     (explained,) = explain([event], parse_tasks(rows))
     if cause is None:

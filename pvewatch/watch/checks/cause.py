@@ -1,11 +1,12 @@
 """Which PVE task explains a check's problem, from the last poll's `/cluster/tasks`. Pure.
 
-- `replication.failed`: the newest failed replication task (`pvesr`, `replicate`) of the
-  job's guest (task id = the vmid or the job id) on the job's node, ended after the last
-  good sync. Scheduled runs often leave no task; then there is no cause.
-- `backup.stale`: the newest failed backup of the guest that started after its newest
-  backup: a `vzdump` of that guest (task id = the vmid), or else a backup job of several
-  guests (task id "") on the guest's node that ended with errors.
+- `replication.failed`: the newest failed replication task (kind `replication` in
+  `watch.tasks`: `pvesr`, `replicate`) of the job's guest (task id = the vmid or the job
+  id) on the job's node, ended after the last good sync. Scheduled runs often leave no
+  task; then there is no cause.
+- `backup.stale`: the newest failed backup (kind `backup`: `vzdump`) of the guest that
+  started after its newest backup: one of that guest (task id = the vmid), or else a
+  backup job of several guests (task id "") on the guest's node that ended with errors.
 
 The cause is `Cause("replication" | "backup", upid, user)` and the summary names how the
 task ended. Other events, and these when no such task is listed (or no task list was
@@ -20,7 +21,6 @@ from collections.abc import Iterable, Sequence
 from pvewatch.model import Cause, Event
 from pvewatch.watch.tasks import Task
 
-_REPLICATION = frozenset({"pvesr", "replicate"})
 _STATUS_SHOWN = 120  # characters of a task's exit status in a summary
 
 
@@ -60,7 +60,7 @@ def _replication_task(event: Event, tasks: Sequence[Task]) -> Task | None:
     return _newest(
         t
         for t in tasks
-        if t.type in _REPLICATION
+        if t.kind == "replication"
         and t.id in ids
         and (node is None or t.node == node)
         and t.outcome == "failed"
@@ -74,7 +74,7 @@ def _backup_task(event: Event, tasks: Sequence[Task]) -> Task | None:
         return None
     last = event.details.get("last_backup")
     after = last if isinstance(last, int) else 0
-    failed = [t for t in tasks if t.type == "vzdump" and t.outcome == "failed"]
+    failed = [t for t in tasks if t.kind == "backup" and t.outcome == "failed"]
     failed = [t for t in failed if t.starttime > after]
     own = _newest(t for t in failed if t.id == str(ref.vmid))
     if own is not None:
@@ -83,8 +83,4 @@ def _backup_task(event: Event, tasks: Sequence[Task]) -> Task | None:
 
 
 def _newest(found: Iterable[Task]) -> Task | None:
-    best: Task | None = None
-    for task in found:
-        if best is None or task.starttime > best.starttime:
-            best = task
-    return best
+    return max(found, key=lambda t: t.starttime, default=None)
