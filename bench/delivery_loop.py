@@ -3,11 +3,13 @@ one `WebhookSink` (native format, Standard Webhooks signed) over a `SqliteStore`
 sending a burst to a `bench.receiver` process; rate and CPU per delivery.
 
     python -m bench.delivery_loop [--events 2000] [--profile] [--client httpx]
-    python -m bench.delivery_loop --client aiohttp  # or httpx-aiohttp, raw, none
+    python -m bench.delivery_loop --client aiohttp  # or httpx-httpcore, httpx-aiohttp, raw, none
 
 `--client` swaps only the HTTP exchange of the sink (`WebhookSink._request`): the same
 body and headers (signature included), the status read and the body read up to 64 KiB
-either way. `httpx`: the sink as it ships. `aiohttp`: an `aiohttp.ClientSession`
+either way. `httpx`: the sink as it ships (httpx's client over our aiohttp transport,
+`pvewatch.net.aio_transport`). `httpx-httpcore`: httpx with its own transport (httpcore,
+h11, anyio), as the sink sent before. `aiohttp`: an `aiohttp.ClientSession`
 keeping its connections alive. `httpx-aiohttp`: the sink unchanged, its httpx client
 given httpx-aiohttp's transport (aiohttp underneath httpx's models). `raw`: a minimal
 HTTP/1.1 keep-alive client over asyncio streams, the lower bound of HTTP in Python.
@@ -35,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 sys.path.insert(0, os.getcwd())
 
@@ -141,6 +145,14 @@ class HttpxAiohttpSink(WebhookSink):
         super().__init__(*args, transport=AiohttpTransport(), **kwargs)
 
 
+class HttpcoreSink(WebhookSink):
+    """The sink with httpx's own transport (httpcore, h11, anyio): how it sent before
+    its requests went through aiohttp (`pvewatch.net.aio_transport`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, transport=httpx.AsyncHTTPTransport(), **kwargs)
+
+
 class NoHttpSink(WebhookSink):
     """The sink without HTTP: every message is answered 200 at once."""
 
@@ -150,6 +162,7 @@ class NoHttpSink(WebhookSink):
 
 SINKS: dict[str, type[WebhookSink]] = {
     "httpx": WebhookSink,
+    "httpx-httpcore": HttpcoreSink,
     "aiohttp": AiohttpSink,
     "raw": RawSink,
     "httpx-aiohttp": HttpxAiohttpSink,

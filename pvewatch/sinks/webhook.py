@@ -2,7 +2,8 @@
 (`signing`), each sent with one HTTP request; the answer says whether it arrived and
 whether a retry could help (`response`). Retries, order and grouping are delivery's job.
 
-httpx is imported here and in the PVE client only; its errors become SinkError here.
+httpx is the sinks' HTTP client (its requests go out through aiohttp: `net.aio_transport`);
+its errors become SinkError here.
 The URL may carry a token (Slack, Discord, ...) and headers may carry credentials, so
 logs and errors name the receiver by scheme, host and port only (`where`), and never
 quote an exception's text, which may hold the URL. Redirects are not followed. The
@@ -17,6 +18,7 @@ builder, `check-config --connect` (a TCP connection and TLS handshake, no reques
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +32,7 @@ from pvewatch import __version__
 from pvewatch.config.types import Config, TlsConfig
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.model import Event
+from pvewatch.net.aio_transport import AiohttpTransport
 from pvewatch.net.probe import Check, ProbeError, host_port, reach
 from pvewatch.net.tls import build_ssl_context
 from pvewatch.secret import Secret
@@ -87,6 +90,7 @@ class WebhookSink:
         self._transport = transport
         self.where = _where(url)
         self._client: httpx.AsyncClient | None = None  # made at the first send (reads files)
+        self._target: httpx.URL | None = None  # the URL parsed once (~0.1 ms a request)
         self._closed = False
 
     @classmethod
@@ -141,7 +145,7 @@ class WebhookSink:
         try:
             async with asyncio.timeout(self._timeout):
                 async with client.stream(
-                    self._method, self._url.reveal(), content=body, headers=headers
+                    self._method, self._target_url(), content=body, headers=headers
                 ) as response:
                     answer = await _read_at_most(response, MAX_ANSWER_BYTES)
                     return response.status_code, answer, response.headers.get("retry-after")
@@ -150,6 +154,11 @@ class WebhookSink:
         except httpx.HTTPError as e:
             reason = http_reason(e)
         raise SinkError(f"{self.where}: {reason}", retryable=True)
+
+    def _target_url(self) -> httpx.URL:
+        if self._target is None:
+            self._target = httpx.URL(self._url.reveal())
+        return self._target
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -168,7 +177,8 @@ def http_client(
     what: str, tls: TlsConfig, timeout_secs: float, transport: httpx.AsyncBaseTransport | None
 ) -> httpx.AsyncClient:
     """The client a sink sends with: its TLS settings, no redirects, no proxy from the
-    environment. SinkError (retried) when `tls.ca_file` cannot be loaded."""
+    environment, its requests sent through aiohttp unless the tests give a `transport`.
+    SinkError (retried) when `tls.ca_file` cannot be loaded."""
     try:
         context = build_ssl_context(tls)
     except (OSError, ssl.SSLError) as e:
@@ -176,8 +186,7 @@ def http_client(
             f"{what}: cannot load tls.ca_file: {type(e).__name__}", retryable=True
         ) from None
     return httpx.AsyncClient(
-        verify=context,
-        transport=transport,
+        transport=transport or AiohttpTransport(context),
         timeout=httpx.Timeout(timeout_secs),
         follow_redirects=False,
         trust_env=False,
@@ -217,8 +226,9 @@ def http_reason(e: httpx.HTTPError) -> str:
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"TLS: {cause.verify_message or 'certificate verify failed'}"
-        if isinstance(cause, OSError) and cause.strerror:
-            return f"cannot connect: {cause.strerror}"
+        if isinstance(cause, OSError) and (cause.errno or cause.strerror):
+            # By its number: asyncio words a refused connect "Connect call failed (addr)".
+            return f"cannot connect: {os.strerror(cause.errno) if cause.errno else cause.strerror}"
         cause = cause.__cause__ or cause.__context__
     if isinstance(e, httpx.ConnectError):
         return "cannot connect"

@@ -326,11 +326,17 @@ def test_open_conditions_are_read_from_the_rule_state(
 # --- answers only a broken client gets, the contract, the config -------------------------
 
 
-@respx.mock
-async def test_a_400_is_dead_with_the_answer_and_a_5xx_retried() -> None:
+@pytest.fixture
+def mock() -> Iterator[respx.MockRouter]:
+    """respx behind httpx's client, whatever transport the sink's client has."""
+    with respx.mock(using="httpx") as router:
+        yield router
+
+
+async def test_a_400_is_dead_with_the_answer_and_a_5xx_retried(mock: respx.MockRouter) -> None:
     one, two = "http://am1:9093", "http://am2:9093"
-    respx.post(f"{one}/api/v2/alerts").respond(400, json="start time must be before end time")
-    ok = respx.post(f"{two}/api/v2/alerts").respond(200)
+    mock.post(f"{one}/api/v2/alerts").respond(400, json="start time must be before end time")
+    ok = mock.post(f"{two}/api/v2/alerts").respond(200)
     sink = AlertmanagerSink("am", options(one, two), None)
     with pytest.raises(SinkError) as caught:
         await sink.send([PROBLEM])
@@ -340,16 +346,15 @@ async def test_a_400_is_dead_with_the_answer_and_a_5xx_retried() -> None:
     assert ok.call_count == 1  # the other of the pair still got it
     sent = json.loads(ok.calls[0].request.content)
     assert [a["labels"] for a in sent] == [alert_labels(PROBLEM)]
-    respx.post(f"{one}/api/v2/alerts").respond(503)
+    mock.post(f"{one}/api/v2/alerts").respond(503)
     with pytest.raises(SinkError) as caught:
         await sink.send([PROBLEM])
     assert caught.value.retryable
     await sink.aclose()
 
 
-@respx.mock
-async def test_it_meets_the_sink_contract() -> None:
-    respx.post("http://am:9093/api/v2/alerts").respond(200)
+async def test_it_meets_the_sink_contract(mock: respx.MockRouter) -> None:
+    mock.post("http://am:9093/api/v2/alerts").respond(200)
     await check_sink_contract(lambda: AlertmanagerSink("am", options("http://am:9093"), None))
 
 
@@ -380,11 +385,10 @@ def test_the_commented_alertmanager_sink_in_the_example_is_valid(tmp_path: Path)
     )
 
 
-@respx.mock
 async def test_a_failed_resend_is_logged_and_tried_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mock: respx.MockRouter
 ) -> None:
-    route = respx.post("http://am:9093/api/v2/alerts")
+    route = mock.post("http://am:9093/api/v2/alerts")
     route.side_effect = [httpx.Response(503), httpx.Response(200)]
     with store(tmp_path) as st:
         seeded = AlertmanagerSink("am", options("http://am:9093"), st)

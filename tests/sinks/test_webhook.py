@@ -46,7 +46,7 @@ def sink(fmt: str = "native", **kw: object) -> WebhookSink:
 
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
+    with respx.mock(assert_all_called=False, using="httpx") as router:
         yield router
 
 
