@@ -33,8 +33,10 @@ from bench.common import cpu_secs
 from pvewatch.config.load import load_config
 from pvewatch.config.types import Config
 from pvewatch.lifecycle import runtime
+from pvewatch.lifecycle.heap import HeapFreezer
 from pvewatch.model import Event, ResourceRef, Severity, event_id
 from pvewatch.net.tls import build_transport
+from pvewatch.observability.observe import Observers
 from pvewatch.pipeline import ClusterWatcher
 from pvewatch.pve.client import PveClient
 from pvewatch.routing import route
@@ -107,7 +109,8 @@ def emit(**fields: object) -> None:
 async def run(config: Config, burst: int) -> None:
     cluster = config.clusters[0]
     delivered = delivering(config.sinks, SINK_TYPES)
-    async with runtime.open_runtime(config) as rt:
+    heap = HeapFreezer()
+    async with runtime.open_runtime(config, heap=heap) as rt:
         clock = AnswerClock(build_transport(cluster.name, cluster.tls))
         client = PveClient(cluster, transport=clock)
         watcher = ClusterWatcher(
@@ -120,7 +123,7 @@ async def run(config: Config, burst: int) -> None:
             clock=runtime.utcnow,
             on_commit=rt.wake_deliverers,
             rules=config.rules,
-            observer=rt.metrics,
+            observer=Observers(rt.metrics, heap),  # as the daemon's watchers
         )
         tasks = [asyncio.create_task(d.run()) for d in rt.deliverers]
         await watcher.poll()

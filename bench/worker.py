@@ -25,12 +25,15 @@ from typing import Any
 from bench.common import cpu_secs, peak_rss_mb, proc_rss_mb
 from pvewatch.config.load import load_config
 from pvewatch.lifecycle import runtime
+from pvewatch.lifecycle.heap import HeapFreezer
 from pvewatch.sinks.table import SINK_TYPES
 
 
 async def serve(config_path: Path) -> None:
     config = load_config(config_path, os.environ, sink_types=SINK_TYPES)
-    async with runtime.open_runtime(config, serve_http=config.http.listen is not None) as rt:
+    async with runtime.open_runtime(
+        config, serve_http=config.http.listen is not None, heap=HeapFreezer()
+    ) as rt:
         watcher = rt.watchers[0]
         url = rt.listener.url if rt.listener is not None else None
         loop = asyncio.get_running_loop()

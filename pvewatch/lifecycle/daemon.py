@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pvewatch.config.types import Config
 from pvewatch.errors import ConfigError, PvewatchError
 from pvewatch.lifecycle import startup
+from pvewatch.lifecycle.heap import HeapFreezer
 from pvewatch.lifecycle.reload import Carried, ConfigSource, Requests, reread
 from pvewatch.lifecycle.runtime import Runtime, open_runtime, utcnow
 from pvewatch.lifecycle.systemd import Notifier, ServiceStatus
@@ -50,11 +51,13 @@ async def run(
     on_ready: Callable[[], None] = lambda: None,
     on_listening: Callable[[str], None] = lambda url: None,
     sink_types: SinkTypes = SINK_TYPES,
+    heap: HeapFreezer | None = None,
 ) -> int:
     """`pvewatch run`: poll every cluster on its interval until SIGTERM/SIGINT or `stop`.
     SIGHUP (or `reload`) applies the config `source` reads now (pvewatch.lifecycle.reload).
     `on_ready` is called at each READY=1; `on_listening` gets the listener's URL (its real
-    port when http.listen asks for 0) each time it binds."""
+    port when http.listen asks for 0) each time it binds. `heap`: the process's own
+    (`pvewatch run`), not given in-process (lifecycle/heap.py)."""
     loop = asyncio.get_running_loop()
     requests = Requests(stop, reload)
     requests.install(loop)
@@ -74,7 +77,7 @@ async def run(
         asyncio.create_task(service.notifier.keep_watchdog_fed()),
     ]
     try:
-        await _serve(config, service, on_ready, sink_types)
+        await _serve(config, service, on_ready, sink_types, heap)
     finally:
         service.close_listener()
         for task in background:
@@ -86,7 +89,11 @@ async def run(
 
 
 async def _serve(
-    config: Config, service: Carried, on_ready: Callable[[], None], sink_types: SinkTypes
+    config: Config,
+    service: Carried,
+    on_ready: Callable[[], None],
+    sink_types: SinkTypes,
+    heap: HeapFreezer | None,
 ) -> None:
     """Run runtimes one after the other: the first from `config`, then one per applied
     reload. A new config that cannot start (its store cannot be opened, ...) is logged
@@ -103,6 +110,7 @@ async def _serve(
                         resumed=previous is not None,
                         sink_types=sink_types,
                         inbox=service.inbox,
+                        heap=heap,
                     )
                 )
                 if service.http is None:  # bound once the store is open, kept across reloads
@@ -302,7 +310,9 @@ def run_command(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     startup.logging_from(args, config)
-    return _started("run", lambda: run(config, source=startup.config_source(args)))
+    return _started(
+        "run", lambda: run(config, source=startup.config_source(args), heap=HeapFreezer())
+    )
 
 
 def once_command(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from pvewatch.http.listener import Listener
 from pvewatch.http.notify import Inbox, Target
 from pvewatch.http.page import read_routes
 from pvewatch.http.view import ReadView, Source
+from pvewatch.lifecycle.heap import HeapFreezer
 from pvewatch.model import Event
 from pvewatch.observability.metrics import Metrics, MetricsOptions
 from pvewatch.observability.observe import Observers
@@ -122,6 +123,7 @@ async def open_runtime(
     resumed: bool = False,
     sink_types: SinkTypes = SINK_TYPES,
     inbox: Inbox | None = None,
+    heap: HeapFreezer | None = None,
 ) -> AsyncIterator[Runtime]:
     """Start every component in order; stop them in reverse order, whatever happens.
     `serve_http` starts the listener of `config.http` too (last, so it stops first).
@@ -129,7 +131,8 @@ async def open_runtime(
     ClusterWatcher).
     `sink_types`: the table the config's sinks were read with. `inbox`: where the
     listener receives PVE's notifications (the daemon's, kept across reloads); the
-    runtime records them while it runs."""
+    runtime records them while it runs. `heap`: told of every poll, to freeze the heap
+    (lifecycle/heap.py)."""
     for warning in config.warnings:  # at each start and reload, as check-config prints them
         log.warning("config: %s", warning)
     async with contextlib.AsyncExitStack() as stack:
@@ -174,7 +177,7 @@ async def open_runtime(
         runtime = Runtime(
             config, store, sinks, [], [], [], metrics, readiness, leadership=leadership
         )
-        observer = Observers(metrics, readiness)
+        observer = Observers(metrics, readiness, *([heap] if heap is not None else []))
         deliverers = [
             Deliverer(
                 store,
