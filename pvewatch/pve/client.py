@@ -45,6 +45,7 @@ from pvewatch.errors import (
     SourceUnreachable,
 )
 from pvewatch.net.tls import build_transport
+from pvewatch.pve.inflate import InflateError, Inflater
 from pvewatch.pve.stable import decode_stable
 from pvewatch.secret import Secret
 from pvewatch.watch.rows import StableRows
@@ -355,7 +356,9 @@ class PveClient:
         return answer
 
     async def _read_body(self, response: httpx.Response, where: _Where) -> bytes:
-        """The decoded body, up to max_response_bytes: beyond it, not one more byte."""
+        """The decoded body, up to max_response_bytes: beyond it, not one more byte. A
+        gzip or deflate body is inflated here (pvewatch/pve/inflate.py), any other by
+        httpx."""
         limit = self._cluster.max_response_bytes
         declared = response.headers.get("Content-Length", "")
         if (
@@ -366,11 +369,24 @@ class PveClient:
             raise self._too_large(where, f"it announces {int(declared)} bytes")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise self._too_large(where, f"more than {limit} bytes came")
-            chunks.append(chunk)
+        inflater = None
+        # An answer built from bytes (a mock transport's) comes read, httpx has decoded it.
+        if not response.is_stream_consumed:
+            inflater = Inflater.for_encoding(response.headers.get("Content-Encoding", ""))
+        stream = response.aiter_bytes() if inflater is None else response.aiter_raw()
+        try:
+            async for chunk in stream:
+                if inflater is not None:
+                    # One byte past the limit at most, however well the chunk compresses.
+                    chunk = inflater.inflate(chunk, limit + 1 - size)
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(where, f"more than {limit} bytes came")
+                chunks.append(chunk)
+            if inflater is not None:
+                inflater.finish()
+        except InflateError as exc:
+            raise self._fail(SourceBadResponse, where, f"undecodable body: {exc}") from None
         return b"".join(chunks)
 
     def _too_large(self, where: _Where, detail: str) -> SourceError:

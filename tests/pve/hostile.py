@@ -1,19 +1,32 @@
 """A PVE API that answers too much or too slowly, on a real socket (plain HTTP): 2 GB of
 body streamed from one 64 KiB buffer (never allocated), with or without announcing its
-length, or a byte a second. It records how long each connection lasted and how many
-bytes it sent, so a test can tell that the client gave up, and when."""
+length, a gzip bomb (100 MB of zeros in ~100 kB), or a byte a second. It records how long
+each connection lasted and how many bytes it sent, so a test can tell that the client
+gave up, and when."""
 
 from __future__ import annotations
 
+import functools
 import socketserver
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 TWO_GB = 2 * 1024**3
 _BLOCK = b"0" * 65536
+BOMB_BYTES = 100 * 1024**2  # what the gzip bomb inflates to
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """BOMB_BYTES of zeros, gzipped (~100 kB), made without holding them all at once."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024**2)
+    parts = [squeeze.compress(zeros) for _ in range(BOMB_BYTES // len(zeros))]
+    return b"".join([*parts, squeeze.flush()])
 
 
 @dataclass
@@ -24,7 +37,7 @@ class Served:
 
 @dataclass
 class Hostile:
-    mode: str  # flood | announce | trickle
+    mode: str  # flood | announce | bomb | trickle
     url: str = ""
     served: list[Served] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -61,6 +74,12 @@ class _Handler(socketserver.BaseRequestHandler):
             self._send(b"Content-Length: 100000\r\n\r\n")
             while not hostile.stop.wait(1.0):
                 self._send(b" ")
+            return self._sent
+        if hostile.mode == "bomb":  # small on the wire, 100 MB once inflated
+            bomb = gzip_bomb()
+            self._send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            self._send(b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb))
+            self._send(bomb)
             return self._sent
         if hostile.mode == "announce":
             self._send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % TWO_GB)
