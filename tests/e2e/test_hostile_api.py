@@ -1,6 +1,6 @@
-"""`pvewatch run` (in-process, real sockets) against a PVE API that answers 2 GB or a byte
-a second: every poll ends within timeout_secs plus a margin as one failed poll, and
-`source.unreachable` follows after the threshold, with the error class."""
+"""`pvewatch run` (in-process, real sockets) against a PVE API that answers 2 GB, a gzip
+bomb or a byte a second: every poll ends within timeout_secs plus a margin as one failed
+poll, and `source.unreachable` follows after the threshold, with the error class."""
 
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ def _config(url: str, tmp: Path) -> Config:
     )
 
 
-@pytest.mark.parametrize(("mode", "kind"), [("flood", "bad_response"), ("trickle", "timeout")])
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [("flood", "bad_response"), ("bomb", "bad_response"), ("trickle", "timeout")],
+)
 def test_a_hostile_answer_is_a_failed_poll_and_source_unreachable_follows(
     mode: str, kind: str, tmp_path: Path
 ) -> None:

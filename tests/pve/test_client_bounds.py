@@ -51,6 +51,14 @@ async def test_a_2_gb_stream_ends_at_max_response_bytes() -> None:
     assert served.bytes_sent < TWO_GB // 16  # the client hung up long before the end
 
 
+async def test_a_gzip_bomb_ends_at_max_response_bytes() -> None:
+    limit = 4 * 1024**2
+    with hostile_api("bomb") as hostile:
+        error = await _fails(hostile, SourceBadResponse, max_response_bytes=limit)
+    assert error.kind == "bad_response"
+    assert f"over max_response_bytes ({limit}): more than {limit} bytes came" in str(error)
+
+
 async def test_an_announced_2_gb_answer_is_refused_before_its_body() -> None:
     with hostile_api("announce") as hostile:
         error = await _fails(hostile, SourceBadResponse)
