@@ -3,15 +3,16 @@ one `WebhookSink` (native format, Standard Webhooks signed) over a `SqliteStore`
 sending a burst to a `bench.receiver` process; rate and CPU per delivery.
 
     python -m bench.delivery_loop [--events 2000] [--profile] [--client httpx]
-    python -m bench.delivery_loop --client aiohttp  # or httpx-httpcore, httpx-aiohttp, raw, none
+    python -m bench.delivery_loop --client aiohttp  # or httpx-client, httpx-httpcore, ...
 
 `--client` swaps only the HTTP exchange of the sink (`WebhookSink._request`): the same
 body and headers (signature included), the status read and the body read up to 64 KiB
-either way. `httpx`: the sink as it ships (httpx's client over our aiohttp transport,
-`pvewatch.net.aio_transport`). `httpx-httpcore`: httpx with its own transport (httpcore,
-h11, anyio), as the sink sent before. `aiohttp`: an `aiohttp.ClientSession`
-keeping its connections alive. `httpx-aiohttp`: the sink unchanged, its httpx client
-given httpx-aiohttp's transport (aiohttp underneath httpx's models). `raw`: a minimal
+either way. `httpx`: the sink as it ships (an httpx request handed to our aiohttp
+transport, `pvewatch.net.aio_transport`). `httpx-client`: the same transport under
+httpx's client, as the sink sent before. `httpx-httpcore`: httpx's client with its own
+transport (httpcore, h11, anyio), as the sink sent before that. `aiohttp`: an
+`aiohttp.ClientSession` keeping its connections alive. `httpx-aiohttp`: the sink given
+httpx-aiohttp's transport (aiohttp underneath httpx's models). `raw`: a minimal
 HTTP/1.1 keep-alive client over asyncio streams, the lower bound of HTTP in Python.
 `none`: no request at all (200 at once), what the store, formatting and signing cost
 alone; the receiver then sits idle. The receiver's own CPU per delivery is shown too,
@@ -44,6 +45,7 @@ sys.path.insert(0, os.getcwd())
 
 from bench.common import Process, cpu_secs, proc_cpu_secs, receiver
 from bench.probe import burst_events
+from pvewatch.config.types import TlsConfig
 from pvewatch.deliver.deliverer import Deliverer
 from pvewatch.deliver.policy import RetryPolicy
 from pvewatch.deliver.settings import Settings
@@ -51,7 +53,7 @@ from pvewatch.lifecycle.runtime import utcnow
 from pvewatch.secret import Secret
 from pvewatch.sinks.formats.base import FormatOptions
 from pvewatch.sinks.formats.table import build_formatter
-from pvewatch.sinks.webhook import MAX_ANSWER_BYTES, WebhookSink
+from pvewatch.sinks.webhook import MAX_ANSWER_BYTES, WebhookSink, _read_at_most, http_client
 from pvewatch.store.sqlite import SqliteStore
 from tests.e2e.receiver import SECRET
 
@@ -145,9 +147,32 @@ class HttpxAiohttpSink(WebhookSink):
         super().__init__(*args, transport=AiohttpTransport(), **kwargs)
 
 
-class HttpcoreSink(WebhookSink):
-    """The sink with httpx's own transport (httpcore, h11, anyio): how it sent before
-    its requests went through aiohttp (`pvewatch.net.aio_transport`)."""
+class ClientSink(WebhookSink):
+    """The sink sending through httpx's client (request building, cookie jar) over the
+    given transport, ours by default: how it sent before it handed requests to the
+    transport itself."""
+
+    _client: httpx.AsyncClient | None = None
+
+    async def _request(self, headers: dict[str, str], body: bytes) -> Answer:
+        if self._client is None:
+            self._client = http_client("bench", TlsConfig(), self._timeout, self._transport)
+        async with asyncio.timeout(self._timeout):
+            async with self._client.stream(
+                self._method, self._target_url(), content=body, headers=headers
+            ) as response:
+                answer = await _read_at_most(response, MAX_ANSWER_BYTES)
+                return response.status_code, answer, response.headers.get("retry-after")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        await super().aclose()
+
+
+class HttpcoreSink(ClientSink):
+    """The sink with httpx's client and its own transport (httpcore, h11, anyio): how it
+    sent before its requests went through aiohttp (`pvewatch.net.aio_transport`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, transport=httpx.AsyncHTTPTransport(), **kwargs)
@@ -162,6 +187,7 @@ class NoHttpSink(WebhookSink):
 
 SINKS: dict[str, type[WebhookSink]] = {
     "httpx": WebhookSink,
+    "httpx-client": ClientSink,
     "httpx-httpcore": HttpcoreSink,
     "aiohttp": AiohttpSink,
     "raw": RawSink,

@@ -2,8 +2,11 @@
 (`signing`), each sent with one HTTP request; the answer says whether it arrived and
 whether a retry could help (`response`). Retries, order and grouping are delivery's job.
 
-httpx is the sinks' HTTP client (its requests go out through aiohttp: `net.aio_transport`);
-its errors become SinkError here.
+A request is an httpx `Request` handed straight to the sink's transport, aiohttp's pool
+underneath (`net.aio_transport`), without httpx's client around it: that client's request
+building and cookie jar were a fifth of a delivery's CPU (bench/RESULTS.md). So nothing is
+kept between deliveries, cookies included; the headers on the wire are those httpx's
+client sent (`DEFAULT_HEADERS`). httpx's errors become SinkError here.
 The URL may carry a token (Slack, Discord, ...) and headers may carry credentials, so
 logs and errors name the receiver by scheme, host and port only (`where`), and never
 quote an exception's text, which may hold the URL. Redirects are not followed. The
@@ -24,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,6 +50,16 @@ from pvewatch.sinks.webhook_options import WEBHOOK_KEYS, WebhookOptions, webhook
 
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = f"pvewatch/{__version__}"
+# What httpx's client added to every request, sent as before (the format's, the
+# configured and the signature's headers come after and win).
+DEFAULT_HEADERS = MappingProxyType(
+    {
+        "accept": "*/*",
+        "accept-encoding": "gzip, deflate",
+        "connection": "keep-alive",
+        "user-agent": USER_AGENT,
+    }
+)
 _SHOWN_ANSWER_BYTES = 300  # of an answer's body, by `test-sink`
 
 
@@ -84,12 +98,13 @@ class WebhookSink:
         self._method = method
         self._headers = dict(headers or {})
         self._timeout = timeout_secs
+        self._timeouts = httpx.Timeout(timeout_secs).as_dict()  # connect, read, write, pool
         self._tls = tls or TlsConfig()
         self._keys = [signing.decode_secret(s.reveal()) for s in secrets]
         self._clock = clock
         self._transport = transport
         self.where = _where(url)
-        self._client: httpx.AsyncClient | None = None  # made at the first send (reads files)
+        self._sender: httpx.AsyncBaseTransport | None = None  # made at the first send
         self._target: httpx.URL | None = None  # the URL parsed once (~0.1 ms a request)
         self._closed = False
 
@@ -127,7 +142,8 @@ class WebhookSink:
         # Later sources win, whatever the case of their names: the format's headers, the
         # configured ones, then the signature (which covers exactly this body).
         layers = [
-            {"user-agent": USER_AGENT, "content-type": payload.content_type},
+            DEFAULT_HEADERS,
+            {"content-type": payload.content_type},
             payload.headers,
             {name: value.reveal() for name, value in self._headers.items()},
             signing.sign(self._keys, msg_id, int(now), payload.body),
@@ -141,14 +157,22 @@ class WebhookSink:
         )
 
     async def _request(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str | None]:
-        client = self._http()
+        sender = self._transport_once()
         try:
+            request = httpx.Request(
+                self._method,
+                self._target_url(),
+                headers=headers,
+                content=body,
+                extensions={"timeout": self._timeouts},
+            )
             async with asyncio.timeout(self._timeout):
-                async with client.stream(
-                    self._method, self._target_url(), content=body, headers=headers
-                ) as response:
+                response = await sender.handle_async_request(request)
+                try:
                     answer = await _read_at_most(response, MAX_ANSWER_BYTES)
-                    return response.status_code, answer, response.headers.get("retry-after")
+                finally:
+                    await response.aclose()
+                return response.status_code, answer, response.headers.get("retry-after")
         except TimeoutError:
             reason = f"no complete answer within {self._timeout:g}s"
         except httpx.HTTPError as e:
@@ -160,17 +184,17 @@ class WebhookSink:
             self._target = httpx.URL(self._url.reveal())
         return self._target
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _transport_once(self) -> httpx.AsyncBaseTransport:
+        if self._sender is None:
             what = f"webhook sink {self.name!r}"
-            self._client = http_client(what, self._tls, self._timeout, self._transport)
-        return self._client
+            self._sender = self._transport or aiohttp_transport(what, self._tls)
+        return self._sender
 
     async def aclose(self) -> None:
         self._closed = True
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            await sender.aclose()
 
 
 def http_client(
@@ -179,18 +203,24 @@ def http_client(
     """The client a sink sends with: its TLS settings, no redirects, no proxy from the
     environment, its requests sent through aiohttp unless the tests give a `transport`.
     SinkError (retried) when `tls.ca_file` cannot be loaded."""
+    return httpx.AsyncClient(
+        transport=transport or aiohttp_transport(what, tls),
+        timeout=httpx.Timeout(timeout_secs),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def aiohttp_transport(what: str, tls: TlsConfig) -> AiohttpTransport:
+    """The transport of `tls` (redirects, proxies and cookies: none); SinkError (retried)
+    when `tls.ca_file` cannot be loaded."""
     try:
         context = build_ssl_context(tls)
     except (OSError, ssl.SSLError) as e:
         raise SinkError(
             f"{what}: cannot load tls.ca_file: {type(e).__name__}", retryable=True
         ) from None
-    return httpx.AsyncClient(
-        transport=transport or AiohttpTransport(context),
-        timeout=httpx.Timeout(timeout_secs),
-        follow_redirects=False,
-        trust_env=False,
-    )
+    return AiohttpTransport(context)
 
 
 def _where(url: Secret) -> str:

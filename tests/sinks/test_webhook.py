@@ -13,10 +13,10 @@ import httpx
 import pytest
 import respx
 
-from pvewatch.config.types import SinkConfig
+from pvewatch.config.types import SinkConfig, TlsConfig
 from pvewatch.errors import SinkError, SinkGone
 from pvewatch.secret import Secret
-from pvewatch.sinks import signing
+from pvewatch.sinks import signing, webhook
 from pvewatch.sinks.base import SinkContext
 from pvewatch.sinks.formats.base import FormatOptions
 from pvewatch.sinks.formats.table import build_formatter
@@ -45,8 +45,17 @@ def sink(fmt: str = "native", **kw: object) -> WebhookSink:
 
 
 @pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False, using="httpx") as router:
+def mock(monkeypatch: pytest.MonkeyPatch) -> Iterator[respx.MockRouter]:
+    """Receivers as respx routes: the sink's transport is built as it ships (a bad
+    tls.ca_file still fails), then the router answers in its place."""
+    real = webhook.aiohttp_transport
+
+    def answered_by_router(what: str, tls: TlsConfig) -> httpx.AsyncBaseTransport:
+        real(what, tls)
+        return httpx.MockTransport(router.async_handler)
+
+    with respx.mock(assert_all_called=False, using=None) as router:
+        monkeypatch.setattr(webhook, "aiohttp_transport", answered_by_router)
         yield router
 
 
@@ -225,8 +234,6 @@ async def test_try_send_returns_refusals_instead_of_raising(mock: respx.MockRout
 
 
 async def test_a_missing_ca_file_is_a_retryable_error(tmp_path: Path) -> None:
-    from pvewatch.config.types import TlsConfig
-
     s = sink(tls=TlsConfig(ca_file=tmp_path / "gone.pem"))
     with pytest.raises(SinkError, match=r"cannot load tls\.ca_file") as e:
         await s.send([guest_stopped()])
